@@ -1,0 +1,1 @@
+"""Guided conversations: a channel-independent engine plus thin adapters (Telegram, web chat)."""

@@ -1,0 +1,277 @@
+"""The guided conversation, independent of any channel.
+
+Adapters turn a channel's update into an `Inbound`, call `ConversationEngine.handle`, and render
+the returned `Reply` objects. Nothing here knows about Telegram or HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.conversations import ConversationClosed, ConversationService, Profile
+from core.i18n import Catalogue
+from directory.service import published_offers
+from referral import gazetteer
+from referral.matcher import Match, rank
+from bot.state import FlowStateStore
+
+log = logging.getLogger(__name__)
+
+ROLES = ("child", "teen", "young_adult", "caregiver", "professional")
+NEEDS = ("visits", "talking", "school", "money", "rights", "release")
+MAX_TEXT = 4096
+
+
+@dataclass(frozen=True)
+class Button:
+    label: str
+    action: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    buttons: tuple[tuple[Button, ...], ...] = ()
+
+
+@dataclass(frozen=True)
+class Inbound:
+    kind: Literal["command", "text", "action", "unsupported"]
+    value: str = ""
+
+
+@dataclass(frozen=True)
+class Sender:
+    channel: str
+    pseudonym: str
+    chat_ref: bytes | None = None
+
+
+@dataclass
+class Turn:
+    """One update being handled: the flow state it may change and the replies it produces."""
+
+    sender: Sender
+    state: dict[str, Any]
+    replies: list[Reply] = field(default_factory=list)
+
+    @property
+    def lang(self) -> str:
+        return str(self.state.get("lang", "de"))
+
+
+class ConversationEngine:
+    def __init__(
+        self,
+        *,
+        catalogue: Catalogue,
+        states: FlowStateStore,
+        conversations: ConversationService,
+        sessions: async_sessionmaker[AsyncSession],
+    ) -> None:
+        self._t = catalogue.text
+        self._states = states
+        self._conversations = conversations
+        self._sessions = sessions
+
+    async def handle(self, *, sender: Sender, inbound: Inbound) -> list[Reply]:
+        turn = Turn(sender=sender, state=await self._states.get(sender.pseudonym))
+        if inbound.kind == "command":
+            await self._command(turn, inbound.value)
+        elif inbound.kind == "action":
+            await self._action(turn, inbound.value)
+        elif inbound.kind == "text":
+            await self._text(turn, inbound.value[:MAX_TEXT])
+        else:
+            self._say(turn, "flow.unsupported_media")
+        await self._states.set(sender.pseudonym, turn.state)
+        return turn.replies
+
+    # -- dispatch ---------------------------------------------------------------------------
+
+    async def _command(self, turn: Turn, command: str) -> None:
+        if command in ("start", "neu"):
+            self._start(turn)
+        elif command == "hilfe":
+            self._say(turn, "flow.help")
+        else:
+            self._say(turn, "flow.unknown_command")
+
+    async def _action(self, turn: Turn, action: str) -> None:
+        name, _, value = action.partition(":")
+        if name == "restart":
+            self._start(turn)
+        elif name == "handover":
+            await self._handover(turn)
+        elif name == "role" and value in ROLES:
+            turn.state.update(role=value, step="postcode")
+            self._ask_postcode(turn)
+        elif name == "postcode" and value == "skip":
+            turn.state.update(area=None, step="need")
+            self._ask_need(turn)
+        elif name == "need" and value in NEEDS:
+            turn.state.update(need=value, step="results")
+            await self._results(turn)
+        else:
+            # A button from an old message: say so and show where we are, never fail silently.
+            self._say(turn, "flow.stale_button")
+            self._repeat_step(turn)
+
+    async def _text(self, turn: Turn, text: str) -> None:
+        step = turn.state.get("step")
+        if step == "relay":
+            await self._relay(turn, text)
+        elif step == "postcode":
+            self._postcode(turn, text)
+        elif step is None:
+            self._start(turn)
+        else:
+            self._say(turn, "flow.use_buttons")
+            self._repeat_step(turn)
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def _start(self, turn: Turn) -> None:
+        lang = turn.lang
+        turn.state.clear()
+        turn.state.update(lang=lang, step="role")
+        self._say(turn, "flow.welcome")
+        self._ask_role(turn)
+
+    def _ask_role(self, turn: Turn) -> None:
+        rows = tuple((self._button(turn, f"role.{r}", f"role:{r}"),) for r in ROLES)
+        self._say(turn, "flow.ask_role", buttons=rows)
+
+    def _ask_postcode(self, turn: Turn) -> None:
+        skip = ((self._button(turn, "button.skip_postcode", "postcode:skip"),),)
+        self._say(turn, "flow.ask_postcode", buttons=skip + self._nav(turn))
+
+    def _ask_need(self, turn: Turn) -> None:
+        rows = tuple((self._button(turn, f"need.{n}", f"need:{n}"),) for n in NEEDS)
+        self._say(turn, "flow.ask_need", buttons=rows + self._nav(turn))
+
+    def _repeat_step(self, turn: Turn) -> None:
+        step = turn.state.get("step")
+        if step == "role":
+            self._ask_role(turn)
+        elif step == "postcode":
+            self._ask_postcode(turn)
+        elif step == "need":
+            self._ask_need(turn)
+        elif step == "results":
+            self._say(turn, "flow.what_next", buttons=self._nav(turn))
+        else:
+            self._start(turn)
+
+    def _postcode(self, turn: Turn, text: str) -> None:
+        try:
+            area = gazetteer.lookup(text.strip())
+        except gazetteer.MalformedPostcode:
+            self._say(turn, "flow.postcode_malformed", buttons=self._nav(turn))
+            return
+        except gazetteer.UnknownPostcode:
+            self._say(turn, "flow.postcode_unknown", buttons=self._nav(turn))
+            return
+        turn.state.update(
+            step="need",
+            area={
+                "prefix": area.prefix,
+                "lat": area.latitude,
+                "lon": area.longitude,
+                "state": area.federal_state,
+                "precision": area.precision,
+            },
+        )
+        self._ask_need(turn)
+
+    async def _results(self, turn: Turn) -> None:
+        area = self._area(turn.state.get("area"))
+        async with self._sessions() as session:
+            offers = await published_offers(session)
+        matches = rank(offers, area=area, role=turn.state.get("role"), needs=[turn.state["need"]])
+        key = "flow.results_intro" if matches else "flow.results_none"
+        self._say(turn, key)
+        for match in matches:
+            turn.replies.append(Reply(self._offer_card(turn, match)))
+        self._say(turn, "flow.what_next", buttons=self._nav(turn))
+
+    async def _handover(self, turn: Turn) -> None:
+        area = turn.state.get("area") or {}
+        profile = Profile(
+            language=turn.lang,
+            role=turn.state.get("role"),
+            federal_state=area.get("state"),
+            topics=(turn.state["need"],) if turn.state.get("need") else (),
+        )
+        try:
+            handover = await self._conversations.request_handover(
+                channel=turn.sender.channel,
+                pseudonym=turn.sender.pseudonym,
+                chat_ref=turn.sender.chat_ref,
+                profile=profile,
+            )
+        except SQLAlchemyError:
+            log.exception("handover could not be stored")
+            self._say(turn, "flow.save_failed", buttons=self._nav(turn))
+            return
+        turn.state["step"] = "relay"
+        self._say(turn, "flow.handover", ahead=handover.waiting_ahead)
+
+    async def _relay(self, turn: Turn, text: str) -> None:
+        try:
+            await self._conversations.record_user_message(
+                pseudonym=turn.sender.pseudonym, text=text
+            )
+        except ConversationClosed:
+            turn.state["step"] = "results"
+            self._say(turn, "flow.conversation_closed", buttons=self._nav(turn))
+        except SQLAlchemyError:
+            # Logged without content; the user is asked to send it again, so nothing is lost.
+            log.exception("user message could not be stored")
+            self._say(turn, "flow.save_failed")
+
+    # -- rendering helpers ------------------------------------------------------------------
+
+    def _say(self, turn: Turn, key: str, buttons: tuple[tuple[Button, ...], ...] = (), **values: object) -> None:
+        turn.replies.append(Reply(self._t(turn.lang, key, **values), buttons))
+
+    def _button(self, turn: Turn, key: str, action: str) -> Button:
+        return Button(self._t(turn.lang, key), action)
+
+    def _nav(self, turn: Turn) -> tuple[tuple[Button, ...], ...]:
+        return (
+            (self._button(turn, "button.handover", "handover"),),
+            (self._button(turn, "button.restart", "restart"),),
+        )
+
+    @staticmethod
+    def _area(data: dict[str, Any] | None) -> gazetteer.Area | None:
+        if not data:
+            return None
+        return gazetteer.Area(data["prefix"], data["lat"], data["lon"], data["state"], data["precision"])
+
+    def _offer_card(self, turn: Turn, match: Match) -> str:
+        offer, lang = match.offer, turn.lang
+        reason = [self._t(lang, "offer.distance", km=round(match.distance_km))] if match.distance_km is not None else []
+        if offer.coverage == "national":
+            reason.append(self._t(lang, "offer.nationwide"))
+        role = turn.state.get("role")
+        if role:
+            reason.append(self._t(lang, f"offer.for_role.{role}"))
+        reason += [self._t(lang, f"need.{need}") for need in match.matched_needs]
+        lines = [offer.name, offer.organisation, " · ".join(reason)]
+        if offer.description:
+            lines.append(offer.description)
+        if offer.phone:
+            lines.append(self._t(lang, "offer.phone", phone=offer.phone))
+        if offer.website:
+            lines.append(offer.website)
+        lines.append(
+            self._t(lang, "offer.checked", date=offer.last_checked.strftime("%d.%m.%Y"), source=offer.source)
+        )
+        return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Telegram adapter: aiogram routers that translate updates for the conversation engine."""

@@ -1,0 +1,1 @@
+"""Web chat adapter: a try-out chat at /chat that drives the same conversation engine."""

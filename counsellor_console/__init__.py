@@ -1,0 +1,1 @@
+"""The counsellor console: login, the team queue, live conversations and replies."""

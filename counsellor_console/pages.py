@@ -1,0 +1,98 @@
+"""Server-rendered pages: login, logout and the console shell (its data comes from the API)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+
+from core.crypto import constant_time_equal, new_token
+from core.db import transaction
+from core.web import integrity_hashes, require_same_origin
+from counsellor_console.auth import authenticate, end_session, start_session
+from counsellor_console.deps import get_services, optional_login, session_cookie_name
+
+HERE = Path(__file__).parent
+LOGIN_CSRF_COOKIE = "lotse_login_csrf"
+
+
+def create_router() -> APIRouter:
+    router = APIRouter(prefix="/console", include_in_schema=False)
+    templates = Jinja2Templates(directory=HERE / "templates")
+    integrity = integrity_hashes(HERE / "static")
+
+    def render(request: Request, name: str, status: int = 200, **context: object) -> Response:
+        catalogue = get_services(request).catalogue
+        context.update(t=lambda key: catalogue.text("de", key), sri=integrity)
+        return templates.TemplateResponse(request, name, context, status_code=status)
+
+    def login_page(request: Request, *, error: str | None = None, status: int = 200) -> Response:
+        # Double-submit token: a cross-site form cannot read the cookie to copy it into the form.
+        csrf = new_token()
+        response = render(request, "login.html", status, csrf=csrf, error=error)
+        response.set_cookie(
+            LOGIN_CSRF_COOKIE,
+            csrf,
+            httponly=True,
+            samesite="strict",
+            secure=get_services(request).settings.cookie_secure,
+            path="/console",
+        )
+        return response
+
+    @router.get("/login")
+    async def login_form(request: Request) -> Response:
+        return login_page(request)
+
+    @router.post("/login", dependencies=[Depends(require_same_origin)])
+    async def login(
+        request: Request,
+        login: Annotated[str, Form(max_length=100)],
+        password: Annotated[str, Form(max_length=200)],
+        csrf: Annotated[str, Form(max_length=100)],
+    ) -> Response:
+        services = get_services(request)
+        cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+        if not cookie or not constant_time_equal(cookie, csrf):
+            raise HTTPException(status_code=403, detail="missing or wrong CSRF token")
+        async with transaction(services.sessions) as session:
+            counsellor = await authenticate(session, login=login, password=password)
+            token = counsellor and (await start_session(session, counsellor=counsellor, clock=services.clock))[0]
+        if not token:
+            return login_page(request, error="console.login_failed", status=401)
+        response = RedirectResponse("/console", status_code=303)
+        response.set_cookie(
+            session_cookie_name(services),
+            token,
+            httponly=True,
+            samesite="strict",
+            secure=services.settings.cookie_secure,
+            path="/",
+        )
+        response.delete_cookie(LOGIN_CSRF_COOKIE, path="/console")
+        return response
+
+    @router.post("/logout", dependencies=[Depends(require_same_origin)])
+    async def logout(request: Request) -> Response:
+        services = get_services(request)
+        name = session_cookie_name(services)
+        token = request.cookies.get(name)
+        if token:
+            async with transaction(services.sessions) as session:
+                await end_session(session, token=token)
+        response = RedirectResponse("/console/login", status_code=303)
+        response.delete_cookie(name, path="/", secure=services.settings.cookie_secure, httponly=True)
+        return response
+
+    @router.get("", response_class=HTMLResponse)
+    async def console(request: Request) -> Response:
+        login = await optional_login(request)
+        if login is None:
+            return RedirectResponse("/console/login", status_code=303)
+        counsellor, console_session = login
+        return render(request, "console.html", counsellor=counsellor, csrf=console_session.csrf_token)
+
+    return router

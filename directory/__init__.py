@@ -1,0 +1,1 @@
+"""The directory of support offers (and later prisons): models, seed data, curation."""

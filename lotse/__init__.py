@@ -1,0 +1,1 @@
+"""The Lotse service: command line, composition root and application factory."""

@@ -1,0 +1,60 @@
+"""First-run set-up: migrations, seed directory, the national team and a development account."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.clock import Clock
+from core.conversations import NATIONAL
+from core.crypto import hash_password
+from core.db import transaction
+from core.models import Counsellor, Team
+from directory.service import load_seed
+
+
+@dataclass(frozen=True)
+class DevAccount:
+    login: str
+    password: str
+
+
+async def ensure_national_team(session: AsyncSession, *, clock: Clock) -> Team:
+    team = await session.scalar(select(Team).where(Team.slug == NATIONAL))
+    if team is None:
+        team = Team(
+            slug=NATIONAL,
+            name="Bundesweites Team",
+            federal_states=[],
+            languages=["de", "en"],
+            created_at=clock.now(),
+        )
+        session.add(team)
+        await session.flush()
+    return team
+
+
+async def bootstrap(
+    sessions: async_sessionmaker[AsyncSession], *, clock: Clock, create_dev_account: bool
+) -> DevAccount | None:
+    """Idempotent. Returns the development account only when it was created just now."""
+    async with transaction(sessions) as session:
+        team = await ensure_national_team(session, clock=clock)
+        await load_seed(session)
+        if not create_dev_account or await session.scalar(select(func.count(Counsellor.id))):
+            return None
+        password = secrets.token_urlsafe(12)
+        session.add(
+            Counsellor(
+                login="dev",
+                display_name="Entwicklung",
+                password_hash=hash_password(password),
+                role="counsellor",
+                team_id=team.id,
+                created_at=clock.now(),
+            )
+        )
+        return DevAccount("dev", password)

@@ -1,0 +1,124 @@
+"""The composition root: builds every long-lived service of one process from Settings."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiogram import Bot, Dispatcher
+from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
+from aiogram.fsm.storage.memory import MemoryStorage, SimpleEventIsolation
+from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.engine import ConversationEngine
+from bot.state import FlowStateStore, PseudonymousKeyBuilder
+from core.clock import Clock, SystemClock
+from core.conversations import ConversationService
+from core.db import create_engine, create_sessionmaker
+from core.events import EventBus, MemoryEventBus, RedisEventBus
+from core.i18n import Catalogue, load_catalogue
+from core.identity import Identities
+from core.relay import Relay
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    clock: Clock
+    db: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    redis: Redis | None
+    bus: EventBus
+    storage: BaseStorage
+    isolation: BaseEventIsolation
+    catalogue: Catalogue
+    identities: Identities
+    conversations: ConversationService
+    relay: Relay
+    engine: ConversationEngine
+    bot: Bot | None = None
+    dispatcher: Dispatcher | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def build_services(settings: Settings, *, clock: Clock | None = None) -> Services:
+    clock = clock or SystemClock()
+    db = create_engine(settings.database_url)
+    sessions = create_sessionmaker(db)
+    key_builder = PseudonymousKeyBuilder(settings.secret_bytes("pseudonym_pepper"))
+    redis: Redis | None = None
+    storage: BaseStorage
+    isolation: BaseEventIsolation
+    bus: EventBus
+    if settings.redis_url:
+        redis = Redis.from_url(settings.redis_url)
+        storage = RedisStorage(redis, key_builder=key_builder)
+        isolation = RedisEventIsolation(redis, key_builder=key_builder)
+        bus = RedisEventBus(redis)
+    else:
+        storage = MemoryStorage()
+        isolation = SimpleEventIsolation()
+        bus = MemoryEventBus()
+    catalogue = load_catalogue()
+    conversations = ConversationService(sessions=sessions, clock=clock, bus=bus)
+    relay = Relay(
+        senders={},
+        conversations=conversations,
+        clock=clock,
+        rate_per_second=settings.telegram_send_rate,
+    )
+    engine = ConversationEngine(
+        catalogue=catalogue,
+        states=FlowStateStore(storage),
+        conversations=conversations,
+        sessions=sessions,
+    )
+    services = Services(
+        settings=settings,
+        clock=clock,
+        db=db,
+        sessions=sessions,
+        redis=redis,
+        bus=bus,
+        storage=storage,
+        isolation=isolation,
+        catalogue=catalogue,
+        identities=Identities(settings),
+        conversations=conversations,
+        relay=relay,
+        engine=engine,
+    )
+    _attach_channels(services)
+    return services
+
+
+def _attach_channels(services: Services) -> None:
+    # Imported here so that the core never depends on the adapters at import time.
+    from bot.webchat.sender import WebChatSender
+
+    services.relay.register("web", WebChatSender(conversations=services.conversations))
+    if services.settings.bot_token:
+        from bot.telegram.setup import create_bot, create_dispatcher
+        from bot.telegram.sender import TelegramSender
+
+        services.bot = create_bot(services.settings)
+        services.dispatcher = create_dispatcher(services)
+        services.relay.register(
+            "telegram", TelegramSender(bot=services.bot, identities=services.identities)
+        )
+
+
+async def close_services(services: Services) -> None:
+    if services.bot is not None:
+        await services.bot.session.close()
+    await services.storage.close()
+    await services.isolation.close()
+    if services.redis is not None:
+        await services.redis.aclose()
+    await services.db.dispose()

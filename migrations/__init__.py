@@ -1,0 +1,1 @@
+"""Alembic migrations; run with `lotse migrate` (and automatically by `lotse serve`)."""
