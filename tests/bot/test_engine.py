@@ -1,0 +1,120 @@
+from sqlalchemy import select
+
+from bot.engine import ConversationEngine, Inbound, Sender
+from bot.state import FlowStateStore
+from core.conversations import ConversationService
+from core.db import create_engine, create_sessionmaker
+from core.models import Message
+
+
+def sender(services, name="teen-1"):
+    return Sender("web", services.identities.pseudonym(channel="web", identifier=name))
+
+
+async def walk(services, who, steps):
+    replies = []
+    for kind, value in steps:
+        replies = await services.engine.handle(sender=who, inbound=Inbound(kind, value))
+    return replies
+
+
+def texts(replies):
+    return [r.text for r in replies]
+
+
+def labels(replies):
+    return [b.label for r in replies for row in r.buttons for b in row]
+
+
+async def test_thin_path_finds_an_offer_near_the_postcode(services):
+    who = sender(services)
+    replies = await walk(services, who, [("command", "start")])
+    assert "anonym" in replies[0].text
+    assert "Ich bin jugendlich (13–17)" in labels(replies)
+    await walk(services, who, [("action", "role:teen")])
+    replies = await walk(services, who, [("text", "90402")])
+    assert "Besuche und Kontakt" in labels(replies)
+    replies = await walk(services, who, [("action", "need:visits")])
+    cards = texts(replies)
+    assert cards[0] == "Das hier könnte zu dir passen:"
+    assert any("Treffpunkt e.V. Nürnberg" in c and " km · für Jugendliche" in c for c in cards)
+    assert any("116 111" in c for c in cards), "the nationwide fallback is always there"
+    assert all("Stand:" in c and "Quelle:" in c for c in cards[1:-1])
+    assert "Mit jemandem schreiben" in labels(replies)
+
+
+async def test_handover_then_free_text_is_stored_in_the_conversation(services):
+    who = sender(services)
+    await walk(services, who, [("command", "start"), ("action", "role:teen"),
+                               ("action", "postcode:skip"), ("action", "need:talking")])
+    replies = await walk(services, who, [("action", "handover")])
+    assert "Vor dir warten gerade: 0" in replies[0].text
+    assert await walk(services, who, [("text", "Mein Papa ist im Gefängnis")]) == []
+    async with services.sessions() as session:
+        bodies = (await session.scalars(select(Message.body))).all()
+    assert bodies == ["Mein Papa ist im Gefängnis"]
+
+
+async def test_malformed_and_unknown_postcodes_get_different_answers(services):
+    who = sender(services)
+    await walk(services, who, [("command", "start"), ("action", "role:caregiver")])
+    malformed = await walk(services, who, [("text", "Nürnberg")])
+    unknown = await walk(services, who, [("text", "00000")])
+    assert "nicht wie eine Postleitzahl" in malformed[0].text
+    assert "kenne ich nicht" in unknown[0].text
+    ok = await walk(services, who, [("text", "33")])
+    assert ok[0].text == "Worum geht es dir gerade?"
+
+
+async def test_bad_input_gets_a_friendly_answer(services):
+    who = sender(services)
+    assert "kenne ich nicht" in (await walk(services, who, [("command", "foo")]))[0].text
+    assert "nicht annehmen" in (await walk(services, who, [("unsupported", "")]))[0].text
+    stale = await walk(services, who, [("action", "need:unknown")])
+    assert "älteren Nachricht" in stale[0].text
+    await walk(services, who, [("command", "start")])
+    chatter = await walk(services, who, [("text", "hallo?")])
+    assert chatter[0].text == "Bitte wähl eine der Antworten unten aus."
+    assert "Ich bin ein Kind (bis 12)" in labels(chatter)
+
+
+async def test_text_before_start_begins_the_conversation(services):
+    replies = await walk(services, sender(services), [("text", "hi")])
+    assert replies[-1].text == "Wer bist du?"
+
+
+async def test_very_long_text_is_cut_to_telegram_size_not_dropped(services):
+    who = sender(services)
+    await walk(services, who, [("command", "start"), ("action", "handover")])
+    await walk(services, who, [("text", "x" * 10_000)])
+    async with services.sessions() as session:
+        body = await session.scalar(select(Message.body))
+    assert body == "x" * 4096
+
+
+async def test_failed_database_write_asks_the_user_to_send_again(services, tmp_path):
+    who = sender(services)
+    await walk(services, who, [("command", "start"), ("action", "handover")])
+    # A real database that cannot be opened, not a mock: the write fails inside SQLAlchemy.
+    broken_db = create_engine(f"sqlite+aiosqlite:///{tmp_path}/missing/dir/x.db")
+    broken = ConversationEngine(
+        catalogue=services.catalogue,
+        states=FlowStateStore(services.storage),
+        conversations=ConversationService(
+            sessions=create_sessionmaker(broken_db), clock=services.clock, bus=services.bus
+        ),
+        sessions=services.sessions,
+    )
+    replies = await broken.handle(sender=who, inbound=Inbound("text", "bitte nicht verlieren"))
+    assert "noch einmal" in replies[0].text
+    await broken_db.dispose()
+
+
+async def test_flow_state_survives_between_updates_per_user(services):
+    a, b = sender(services, "a"), sender(services, "b")
+    await walk(services, a, [("command", "start"), ("action", "role:teen")])
+    await walk(services, b, [("command", "start")])
+    replies = await walk(services, a, [("text", "904")])
+    assert replies[0].text == "Worum geht es dir gerade?"
+    replies = await walk(services, b, [("text", "904")])
+    assert replies[0].text == "Bitte wähl eine der Antworten unten aus."

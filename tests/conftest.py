@@ -1,0 +1,89 @@
+"""Shared fixtures. The suite runs on the embedded defaults (SQLite, memory) or, when
+LOTSE_TEST_DATABASE_URL / LOTSE_TEST_REDIS_URL are set, on PostgreSQL and Redis. A configured
+service that is unreachable fails the run; it is never skipped."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.clock import FakeClock
+from core.db import Base
+from core.settings import Settings, load_settings, new_secret
+from lotse import migrate
+from lotse.bootstrap import bootstrap
+from lotse.runtime import Services, build_services, close_services
+
+TEST_DATABASE_URL = os.environ.get("LOTSE_TEST_DATABASE_URL")
+TEST_REDIS_URL = os.environ.get("LOTSE_TEST_REDIS_URL")
+SECRETS = {"secret_key": new_secret(), "pseudonym_pepper": new_secret(), "routing_key": new_secret()}
+
+
+def backend_label() -> str:
+    return f"db={'postgresql' if TEST_DATABASE_URL else 'sqlite'} state={'redis' if TEST_REDIS_URL else 'memory'}"
+
+
+def pytest_report_header() -> str:
+    return f"lotse backends: {backend_label()}"
+
+
+async def _reset_postgres(url: str) -> None:
+    from core.db import create_engine
+
+    engine = create_engine(url)
+    async with engine.begin() as connection:
+        await connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        await connection.execute(text("CREATE SCHEMA public"))
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A migrated database for the whole session (tables are emptied between tests)."""
+    if TEST_DATABASE_URL:
+        asyncio.run(_reset_postgres(TEST_DATABASE_URL))
+        url = TEST_DATABASE_URL
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'lotse.db'}"
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return load_settings(
+        env="test",
+        data_dir=tmp_path,
+        database_url=database_url,
+        redis_url=TEST_REDIS_URL,
+        telegram_bot_token=None,
+        **SECRETS,
+    )
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+async def _empty_tables(sessions: async_sessionmaker[AsyncSession]) -> None:
+    async with sessions() as session, session.begin():
+        for table in reversed(Base.metadata.sorted_tables):
+            await session.execute(table.delete())
+
+
+@pytest.fixture
+async def services(settings: Settings, clock: FakeClock) -> AsyncIterator[Services]:
+    services = build_services(settings, clock=clock)
+    await _empty_tables(services.sessions)
+    if services.redis is not None:
+        await services.redis.flushdb()
+    await bootstrap(services.sessions, clock=clock, create_dev_account=False)
+    yield services
+    await close_services(services)
