@@ -13,12 +13,12 @@ from typing import Any, Literal
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.state import FlowStateStore
 from core.conversations import ConversationClosed, ConversationService, Profile
 from core.i18n import Catalogue
 from directory.service import published_offers
 from referral import gazetteer
 from referral.matcher import Match, rank
-from bot.state import FlowStateStore
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +237,9 @@ class ConversationEngine:
 
     # -- rendering helpers ------------------------------------------------------------------
 
-    def _say(self, turn: Turn, key: str, buttons: tuple[tuple[Button, ...], ...] = (), **values: object) -> None:
+    def _say(
+        self, turn: Turn, key: str, buttons: tuple[tuple[Button, ...], ...] = (), **values: object
+    ) -> None:
         turn.replies.append(Reply(self._t(turn.lang, key, **values), buttons))
 
     def _button(self, turn: Turn, key: str, action: str) -> Button:
@@ -253,11 +255,17 @@ class ConversationEngine:
     def _area(data: dict[str, Any] | None) -> gazetteer.Area | None:
         if not data:
             return None
-        return gazetteer.Area(data["prefix"], data["lat"], data["lon"], data["state"], data["precision"])
+        return gazetteer.Area(
+            data["prefix"], data["lat"], data["lon"], data["state"], data["precision"]
+        )
 
     def _offer_card(self, turn: Turn, match: Match) -> str:
         offer, lang = match.offer, turn.lang
-        reason = [self._t(lang, "offer.distance", km=round(match.distance_km))] if match.distance_km is not None else []
+        reason = (
+            [self._t(lang, "offer.distance", km=round(match.distance_km))]
+            if match.distance_km is not None
+            else []
+        )
         if offer.coverage == "national":
             reason.append(self._t(lang, "offer.nationwide"))
         role = turn.state.get("role")
@@ -272,6 +280,11 @@ class ConversationEngine:
         if offer.website:
             lines.append(offer.website)
         lines.append(
-            self._t(lang, "offer.checked", date=offer.last_checked.strftime("%d.%m.%Y"), source=offer.source)
+            self._t(
+                lang,
+                "offer.checked",
+                date=offer.last_checked.strftime("%d.%m.%Y"),
+                source=offer.source,
+            )
         )
         return "\n".join(lines)

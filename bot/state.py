@@ -19,9 +19,7 @@ class PseudonymousKeyBuilder(KeyBuilder):
         self._pepper = pepper
         self.prefix = prefix
 
-    def build(
-        self, key: StorageKey, part: Literal["data", "state", "lock"] | None = None
-    ) -> str:
+    def build(self, key: StorageKey, part: Literal["data", "state", "lock"] | None = None) -> str:
         raw = ":".join(
             str(part_value)
             for part_value in (

@@ -53,7 +53,11 @@ def summarize(conversation: Conversation) -> ConversationSummary:
     contact = conversation.contact
     return ConversationSummary.model_validate(
         {
-            **{k: getattr(conversation, k) for k in ConversationSummary.model_fields if hasattr(conversation, k)},
+            **{
+                k: getattr(conversation, k)
+                for k in ConversationSummary.model_fields
+                if hasattr(conversation, k)
+            },
             "role": contact.role,
             "language": contact.language,
             "federal_state": contact.federal_state,
@@ -136,7 +140,8 @@ class ConversationService:
                 )
             )
         await self._bus.publish(
-            team_channel(summary.team_id), {"type": "queue.updated", "conversation": summary.model_dump(mode="json")}
+            team_channel(summary.team_id),
+            {"type": "queue.updated", "conversation": summary.model_dump(mode="json")},
         )
         log.info("handover requested", extra={"conversation_id": str(summary.id)})
         return Handover(conversation=summary, waiting_ahead=ahead or 0)
@@ -170,7 +175,8 @@ class ConversationService:
             public = MessagePublic.model_validate(message)
             team_id = conversation.team_id
         await self._bus.publish(
-            team_channel(team_id), {"type": "message.created", "message": public.model_dump(mode="json")}
+            team_channel(team_id),
+            {"type": "message.created", "message": public.model_dump(mode="json")},
         )
         return public
 
@@ -216,7 +222,9 @@ class ConversationService:
                 messages=[MessagePublic.model_validate(m) for m in conversation.messages],
             )
 
-    async def claim(self, *, conversation_id: uuid.UUID, counsellor: Counsellor) -> ConversationSummary:
+    async def claim(
+        self, *, conversation_id: uuid.UUID, counsellor: Counsellor
+    ) -> ConversationSummary:
         now = self._clock.now()
         async with transaction(self._sessions) as session:
             conversation = await self._load_for(
@@ -230,7 +238,8 @@ class ConversationService:
             await session.flush()
             summary = summarize(conversation)
         await self._bus.publish(
-            team_channel(summary.team_id), {"type": "queue.updated", "conversation": summary.model_dump(mode="json")}
+            team_channel(summary.team_id),
+            {"type": "queue.updated", "conversation": summary.model_dump(mode="json")},
         )
         return summary
 
@@ -266,13 +275,16 @@ class ConversationService:
             )
             team_id = conversation.team_id
         await self._bus.publish(
-            team_channel(team_id), {"type": "message.created", "message": public.model_dump(mode="json")}
+            team_channel(team_id),
+            {"type": "message.created", "message": public.model_dump(mode="json")},
         )
         return public, route
 
     async def mark_delivery(self, *, message_id: uuid.UUID, delivery: str) -> None:
         async with transaction(self._sessions) as session:
-            message = await session.get(Message, message_id, options=[selectinload(Message.conversation)])
+            message = await session.get(
+                Message, message_id, options=[selectinload(Message.conversation)]
+            )
             if message is None:
                 return  # erased meanwhile: nothing left to mark
             message.delivery = delivery

@@ -92,7 +92,9 @@ class Relay:
                         extra={"message_id": str(job.message_id), "reason": error.reason},
                     )
                     state = "blocked" if error.reason == "blocked" else "failed"
-                    await self._conversations.mark_delivery(message_id=job.message_id, delivery=state)
+                    await self._conversations.mark_delivery(
+                        message_id=job.message_id, delivery=state
+                    )
                     return
                 # Never send again before Telegram's RetryAfter has passed.
                 await asyncio.sleep(error.retry_after or min(2.0**attempt * 0.2, 5.0))

@@ -1,4 +1,4 @@
-"""Configuration from the environment, with development secrets generated once into a local file."""
+"""Configuration from the environment; development secrets are generated once into a local file."""
 
 from __future__ import annotations
 
@@ -33,7 +33,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path("var"), validation_alias="LOTSE_DATA_DIR")
     database_url: str = Field(default="", validation_alias="DATABASE_URL")
     redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
-    telegram_bot_token: SecretStr | None = Field(default=None, validation_alias="TELEGRAM_BOT_TOKEN")
+    telegram_bot_token: SecretStr | None = Field(
+        default=None, validation_alias="TELEGRAM_BOT_TOKEN"
+    )
     telegram_api_base: str = Field(
         default="https://api.telegram.org", validation_alias="TELEGRAM_API_BASE"
     )
@@ -127,8 +129,8 @@ def load_settings(**overrides: object) -> Settings:
         names = ", ".join(_env_name(name) for name in missing)
         raise SettingsError(
             f"LOTSE_ENV=production needs real secrets; missing or placeholder: {names}. "
-            "Generate each with: python -c \"import base64,secrets;"
-            "print(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())\""
+            'Generate each with: python -c "import base64,secrets;'
+            'print(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())"'
         )
     if missing:
         path = settings.data_dir / "secrets.env"

@@ -29,7 +29,7 @@ async def security_headers(
     response.headers.setdefault("Content-Security-Policy", CSP)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
     response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
     response.headers.setdefault("Permissions-Policy", "geolocation=(), camera=(), microphone=()")
     if request.url.path.startswith(("/console", "/chat", "/api")):
@@ -40,13 +40,13 @@ async def security_headers(
 def require_same_origin(request: Request) -> None:
     """Refuse cross-site state changes: Sec-Fetch-Site where the browser sends it, else Origin."""
     site = request.headers.get("sec-fetch-site")
-    if site is not None and site not in ("same-origin", "none"):
-        raise HTTPException(status_code=403, detail="cross-site request refused")
-    origin = request.headers.get("origin")
-    if origin is not None:
-        expected = f"{request.url.scheme}://{request.url.netloc}"
-        if origin != expected:
+    if site is not None:
+        if site not in ("same-origin", "none"):
             raise HTTPException(status_code=403, detail="cross-site request refused")
+        return
+    origin = request.headers.get("origin")
+    if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
+        raise HTTPException(status_code=403, detail="cross-site request refused")
 
 
 def sse_response(request: Request, bus: EventBus, channel: str) -> StreamingResponse:

@@ -21,8 +21,6 @@ def get_services(request: Request) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]
 
 
-
-
 def session_cookie_name(services: Services) -> str:
     # The __Host- prefix makes the browser refuse the cookie unless it is Secure and host-only.
     return "__Host-lotse_session" if services.settings.cookie_secure else "lotse_session"

@@ -60,7 +60,10 @@ def create_router() -> APIRouter:
             raise HTTPException(status_code=403, detail="missing or wrong CSRF token")
         async with transaction(services.sessions) as session:
             counsellor = await authenticate(session, login=login, password=password)
-            token = counsellor and (await start_session(session, counsellor=counsellor, clock=services.clock))[0]
+            token = (
+                counsellor
+                and (await start_session(session, counsellor=counsellor, clock=services.clock))[0]
+            )
         if not token:
             return login_page(request, error="console.login_failed", status=401)
         response = RedirectResponse("/console", status_code=303)
@@ -84,7 +87,9 @@ def create_router() -> APIRouter:
             async with transaction(services.sessions) as session:
                 await end_session(session, token=token)
         response = RedirectResponse("/console/login", status_code=303)
-        response.delete_cookie(name, path="/", secure=services.settings.cookie_secure, httponly=True)
+        response.delete_cookie(
+            name, path="/", secure=services.settings.cookie_secure, httponly=True
+        )
         return response
 
     @router.get("", response_class=HTMLResponse)
@@ -93,6 +98,8 @@ def create_router() -> APIRouter:
         if login is None:
             return RedirectResponse("/console/login", status_code=303)
         counsellor, console_session = login
-        return render(request, "console.html", counsellor=counsellor, csrf=console_session.csrf_token)
+        return render(
+            request, "console.html", counsellor=counsellor, csrf=console_session.csrf_token
+        )
 
     return router

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import date
 from pathlib import Path
@@ -17,7 +18,8 @@ SEED_FILE = Path(__file__).with_name("seed") / "offers.json"
 
 async def load_seed(session: AsyncSession, *, path: Path = SEED_FILE) -> int:
     """Insert or update the shipped offers by slug; returns how many were written."""
-    records = json.loads(path.read_text(encoding="utf-8"))["offers"]
+    text = await asyncio.to_thread(path.read_text, encoding="utf-8")
+    records = json.loads(text)["offers"]
     existing = {o.slug: o for o in (await session.scalars(select(Offer))).all()}
     for record in records:
         values = {**record, "last_checked": date.fromisoformat(record["last_checked"])}

@@ -82,7 +82,9 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         name="console-static",
     )
     app.mount(
-        "/chat/static", StaticFiles(directory=ROOT / "bot" / "webchat" / "static"), name="chat-static"
+        "/chat/static",
+        StaticFiles(directory=ROOT / "bot" / "webchat" / "static"),
+        name="chat-static",
     )
 
     @app.get("/", include_in_schema=False)
@@ -103,7 +105,9 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ConversationClosed)
     async def closed(_: Request, __: ConversationClosed) -> JSONResponse:
-        return JSONResponse({"detail": "conversation is not open for this action"}, status_code=409)
+        return JSONResponse(
+            {"detail": "conversation is not open for this action"}, status_code=409
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:

@@ -4,24 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 
+from core import logs
 from core.clock import SystemClock
 from core.db import create_engine, create_sessionmaker
 from core.settings import Settings, SettingsError, load_settings
 from lotse import migrate
 from lotse.bootstrap import DevAccount, bootstrap
-
-
-def configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-    # Access logs would record web chat users' addresses; we log events, not visitors.
-    logging.getLogger("uvicorn.access").disabled = True
 
 
 async def _prepare(settings: Settings) -> DevAccount | None:
@@ -56,7 +46,9 @@ def cmd_serve(settings: Settings) -> int:
             flush=True,
         )
     url = f"http://{settings.host}:{settings.port}"
-    print(f"Lotse is listening on {url}  (console: {url}/console, web chat: {url}/chat)", flush=True)
+    print(
+        f"Lotse is listening on {url}  (console: {url}/console, web chat: {url}/chat)", flush=True
+    )
     if not settings.bot_token:
         print("No TELEGRAM_BOT_TOKEN set: Telegram is off; try the web chat instead.", flush=True)
     uvicorn.run(
@@ -81,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as error:
         print(f"Configuration error: {error}", file=sys.stderr)
         return 2
-    configure_logging(settings)
+    logs.configure(settings.log_level)
     commands = {"serve": cmd_serve, "migrate": cmd_migrate}
     return commands[args.command](settings)
 

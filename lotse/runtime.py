@@ -104,8 +104,8 @@ def _attach_channels(services: Services) -> None:
 
     services.relay.register("web", WebChatSender(conversations=services.conversations))
     if services.settings.bot_token:
-        from bot.telegram.setup import create_bot, create_dispatcher
         from bot.telegram.sender import TelegramSender
+        from bot.telegram.setup import create_bot, create_dispatcher
 
         services.bot = create_bot(services.settings)
         services.dispatcher = create_dispatcher(services)

@@ -22,11 +22,17 @@ from lotse.runtime import Services, build_services, close_services
 
 TEST_DATABASE_URL = os.environ.get("LOTSE_TEST_DATABASE_URL")
 TEST_REDIS_URL = os.environ.get("LOTSE_TEST_REDIS_URL")
-SECRETS = {"secret_key": new_secret(), "pseudonym_pepper": new_secret(), "routing_key": new_secret()}
+SECRETS = {
+    "secret_key": new_secret(),
+    "pseudonym_pepper": new_secret(),
+    "routing_key": new_secret(),
+}
 
 
 def backend_label() -> str:
-    return f"db={'postgresql' if TEST_DATABASE_URL else 'sqlite'} state={'redis' if TEST_REDIS_URL else 'memory'}"
+    database = "postgresql" if TEST_DATABASE_URL else "sqlite"
+    state = "redis" if TEST_REDIS_URL else "memory"
+    return f"db={database} state={state}"
 
 
 def pytest_report_header() -> str:

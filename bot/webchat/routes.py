@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
+from aiogram.fsm.storage.base import StorageKey
 from fastapi import APIRouter, Cookie, Depends, Request, Response
 from fastapi.responses import HTMLResponse, StreamingResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
-
-from aiogram.fsm.storage.base import StorageKey
 
 from bot.engine import Inbound, Sender
 from bot.webchat.sender import webchat_channel
@@ -59,7 +58,9 @@ def create_router() -> APIRouter:
     integrity = integrity_hashes(HERE / "static")
 
     @router.get("", response_class=HTMLResponse, include_in_schema=False)
-    async def chat_page(request: Request, lotse_chat: Annotated[str | None, Cookie()] = None) -> Response:
+    async def chat_page(
+        request: Request, lotse_chat: Annotated[str | None, Cookie()] = None
+    ) -> Response:
         services = _services(request)
         lang = "en" if request.query_params.get("lang") == "en" else "de"
         response = templates.TemplateResponse(
@@ -78,7 +79,9 @@ def create_router() -> APIRouter:
             )
         return response
 
-    @router.post("/api/messages", response_model=ChatOutput, dependencies=[Depends(require_same_origin)])
+    @router.post(
+        "/api/messages", response_model=ChatOutput, dependencies=[Depends(require_same_origin)]
+    )
     async def post_message(
         request: Request, body: ChatInput, lotse_chat: Annotated[str | None, Cookie()] = None
     ) -> ChatOutput:
@@ -94,14 +97,19 @@ def create_router() -> APIRouter:
             replies=[
                 ReplyOut(
                     text=r.text,
-                    buttons=[[ButtonOut(label=b.label, action=b.action) for b in row] for row in r.buttons],
+                    buttons=[
+                        [ButtonOut(label=b.label, action=b.action) for b in row]
+                        for row in r.buttons
+                    ],
                 )
                 for r in replies
             ]
         )
 
     @router.get("/api/events", include_in_schema=False)
-    async def events(request: Request, lotse_chat: Annotated[str | None, Cookie()] = None) -> StreamingResponse:
+    async def events(
+        request: Request, lotse_chat: Annotated[str | None, Cookie()] = None
+    ) -> StreamingResponse:
         pseudonym = _pseudonym(request, lotse_chat)
         return sse_response(request, _services(request).bus, webchat_channel(pseudonym))
 

@@ -45,8 +45,16 @@ async def test_thin_path_finds_an_offer_near_the_postcode(services):
 
 async def test_handover_then_free_text_is_stored_in_the_conversation(services):
     who = sender(services)
-    await walk(services, who, [("command", "start"), ("action", "role:teen"),
-                               ("action", "postcode:skip"), ("action", "need:talking")])
+    await walk(
+        services,
+        who,
+        [
+            ("command", "start"),
+            ("action", "role:teen"),
+            ("action", "postcode:skip"),
+            ("action", "need:talking"),
+        ],
+    )
     replies = await walk(services, who, [("action", "handover")])
     assert "Vor dir warten gerade: 0" in replies[0].text
     assert await walk(services, who, [("text", "Mein Papa ist im Gefängnis")]) == []

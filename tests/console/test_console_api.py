@@ -7,8 +7,13 @@ from tests.helpers import add_counsellor, add_team
 
 async def start_web_chat(client):
     await client.get("/chat")
-    for kind, value in [("command", "start"), ("action", "role:teen"), ("text", "90402"),
-                        ("action", "need:visits"), ("action", "handover")]:
+    for kind, value in [
+        ("command", "start"),
+        ("action", "role:teen"),
+        ("text", "90402"),
+        ("action", "need:visits"),
+        ("action", "handover"),
+    ]:
         response = await client.post("/chat/api/messages", json={"kind": kind, "value": value})
         assert response.status_code == 200
     return response.json()
@@ -17,7 +22,9 @@ async def start_web_chat(client):
 async def test_login_with_wrong_password_is_refused(client, counsellor):
     page = await client.get("/console/login")
     csrf = page.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
-    response = await client.post("/console/login", data={"login": "anna", "password": "nope", "csrf": csrf})
+    response = await client.post(
+        "/console/login", data={"login": "anna", "password": "nope", "csrf": csrf}
+    )
     assert response.status_code == 401
     assert "stimmt nicht" in response.text
     assert (await client.get("/api/v1/console/queue")).status_code == 401
@@ -29,7 +36,9 @@ async def test_session_cookie_is_host_prefixed_secure_httponly_strict(client, co
     assert cookie.secure and cookie.path == "/"
     page = await client.get("/console/login")
     csrf = page.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
-    raw = await client.post("/console/login", data={"login": "anna", "password": "pw-long-enough", "csrf": csrf})
+    raw = await client.post(
+        "/console/login", data={"login": "anna", "password": "pw-long-enough", "csrf": csrf}
+    )
     header = raw.headers["set-cookie"].lower()
     assert "httponly" in header and "samesite=strict" in header and "secure" in header
 
@@ -41,13 +50,20 @@ async def test_reply_reaches_the_web_chat_user_in_order(client, services, counse
     assert len(queue) == 1 and queue[0]["status"] == "waiting" and queue[0]["role"] == "teen"
     conversation_id = queue[0]["id"]
     headers = {"X-CSRF-Token": csrf}
-    claimed = await client.post(f"/api/v1/console/conversations/{conversation_id}/claim", headers=headers)
+    claimed = await client.post(
+        f"/api/v1/console/conversations/{conversation_id}/claim", headers=headers
+    )
     assert claimed.json()["status"] == "active"
-    pseudonym = services.identities.pseudonym(channel="web", identifier=client.cookies["lotse_chat"])
+    pseudonym = services.identities.pseudonym(
+        channel="web", identifier=client.cookies["lotse_chat"]
+    )
     async with services.bus.subscribe(webchat_channel(pseudonym)) as inbox:
         for text in ("eins", "zwei", "drei"):
-            sent = await client.post(f"/api/v1/console/conversations/{conversation_id}/messages",
-                                     json={"text": text}, headers=headers)
+            sent = await client.post(
+                f"/api/v1/console/conversations/{conversation_id}/messages",
+                json={"text": text},
+                headers=headers,
+            )
             assert sent.status_code == 201
         received = [(await asyncio.wait_for(inbox.get(), 5))["text"] for _ in range(3)]
     assert received == ["eins", "zwei", "drei"]
@@ -70,11 +86,18 @@ async def test_cross_site_post_is_refused(client, counsellor):
     conversation_id = (await client.get("/api/v1/console/queue")).json()[0]["id"]
     response = await client.post(
         f"/api/v1/console/conversations/{conversation_id}/claim",
-        headers={"X-CSRF-Token": csrf, "Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"},
+        headers={
+            "X-CSRF-Token": csrf,
+            "Origin": "https://evil.example",
+            "Sec-Fetch-Site": "cross-site",
+        },
     )
     assert response.status_code == 403
-    chat = await client.post("/chat/api/messages", json={"kind": "text", "value": "x"},
-                             headers={"Origin": "https://evil.example"})
+    chat = await client.post(
+        "/chat/api/messages",
+        json={"kind": "text", "value": "x"},
+        headers={"Origin": "https://evil.example"},
+    )
     assert chat.status_code == 403
 
 
@@ -88,10 +111,14 @@ async def test_other_team_gets_404(client, services, counsellor):
         from sqlalchemy import select
 
         from core.models import Conversation
+
         conversation_id = await session.scalar(select(Conversation.id))
-    assert (await client.get(f"/api/v1/console/conversations/{conversation_id}")).status_code == 404
-    claim = await client.post(f"/api/v1/console/conversations/{conversation_id}/claim",
-                              headers={"X-CSRF-Token": csrf})
+    assert (
+        await client.get(f"/api/v1/console/conversations/{conversation_id}")
+    ).status_code == 404
+    claim = await client.post(
+        f"/api/v1/console/conversations/{conversation_id}/claim", headers={"X-CSRF-Token": csrf}
+    )
     assert claim.status_code == 404
 
 
@@ -109,8 +136,11 @@ async def test_invalid_input_is_a_clear_422_without_the_input(client, counsellor
     await start_web_chat(client)
     csrf = await login(client, "anna")
     conversation_id = (await client.get("/api/v1/console/queue")).json()[0]["id"]
-    response = await client.post(f"/api/v1/console/conversations/{conversation_id}/messages",
-                                 json={"text": ""}, headers={"X-CSRF-Token": csrf})
+    response = await client.post(
+        f"/api/v1/console/conversations/{conversation_id}/messages",
+        json={"text": ""},
+        headers={"X-CSRF-Token": csrf},
+    )
     assert response.status_code == 422 and response.json()["detail"] == "invalid request"
     secret = "geheimer-text-" * 400
     chat = await client.post("/chat/api/messages", json={"kind": "text", "value": secret})
@@ -143,7 +173,9 @@ async def test_openapi_schema_documents_the_console_api(client):
 
 async def test_unknown_user_html_is_stored_as_text(client, services, counsellor):
     await start_web_chat(client)
-    await client.post("/chat/api/messages", json={"kind": "text", "value": "<img src=x onerror=alert(1)>"})
+    await client.post(
+        "/chat/api/messages", json={"kind": "text", "value": "<img src=x onerror=alert(1)>"}
+    )
     await login(client, "anna")
     conversation_id = (await client.get("/api/v1/console/queue")).json()[0]["id"]
     detail = (await client.get(f"/api/v1/console/conversations/{conversation_id}")).json()

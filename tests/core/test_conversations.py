@@ -10,7 +10,9 @@ from tests.helpers import add_counsellor, add_team
 async def handover(services, name, *, state=None, lang="de"):
     pseudonym = services.identities.pseudonym(channel="test", identifier=name)
     result = await services.conversations.request_handover(
-        channel="web", pseudonym=pseudonym, chat_ref=None,
+        channel="web",
+        pseudonym=pseudonym,
+        chat_ref=None,
         profile=Profile(language=lang, role="teen", federal_state=state, topics=("visits",)),
     )
     return pseudonym, result
@@ -45,7 +47,9 @@ async def test_claim_reply_and_user_messages_keep_their_order(services, clock):
     pseudonym, result = await handover(services, "a")
     conversation_id = result.conversation.id
     await services.conversations.record_user_message(pseudonym=pseudonym, text="eins")
-    claimed = await services.conversations.claim(conversation_id=conversation_id, counsellor=counsellor)
+    claimed = await services.conversations.claim(
+        conversation_id=conversation_id, counsellor=counsellor
+    )
     assert claimed.status == "active" and claimed.counsellor_id == counsellor.id
     message, route = await services.conversations.add_counsellor_reply(
         conversation_id=conversation_id, counsellor=counsellor, text="zwei"
@@ -56,7 +60,9 @@ async def test_claim_reply_and_user_messages_keep_their_order(services, clock):
         conversation_id=conversation_id, counsellor=counsellor
     )
     assert [(m.seq, m.sender, m.body) for m in detail.messages] == [
-        (1, "user", "eins"), (2, "counsellor", "zwei"), (3, "user", "drei")
+        (1, "user", "eins"),
+        (2, "counsellor", "zwei"),
+        (3, "user", "drei"),
     ]
 
 
@@ -69,7 +75,9 @@ async def test_other_team_gets_not_found(services):
             conversation_id=result.conversation.id, counsellor=outsider
         )
     with pytest.raises(ConversationNotFound):
-        await services.conversations.claim(conversation_id=result.conversation.id, counsellor=outsider)
+        await services.conversations.claim(
+            conversation_id=result.conversation.id, counsellor=outsider
+        )
     assert await services.conversations.list_queue(counsellor=outsider) == []
 
 

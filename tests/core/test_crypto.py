@@ -39,8 +39,11 @@ def test_identities_use_the_configured_pepper(tmp_path):
     from core.identity import Identities
 
     settings = load_settings(
-        env="test", data_dir=tmp_path, secret_key=new_secret(),
-        pseudonym_pepper=new_secret(), routing_key=new_secret(),
+        env="test",
+        data_dir=tmp_path,
+        secret_key=new_secret(),
+        pseudonym_pepper=new_secret(),
+        routing_key=new_secret(),
     )
     ids = Identities(settings)
     p = ids.pseudonym(channel="telegram", identifier="777")
