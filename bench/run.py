@@ -32,7 +32,7 @@ import asyncpg
 import sqlalchemy
 from aiogram.fsm.storage.base import StorageKey
 from redis.asyncio import Redis
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.engine import make_url
 
 from bot.engine import Inbound, Reply, Sender
@@ -120,6 +120,31 @@ class Check:
 
 
 @dataclass
+class SqlCount:
+    """Round trips the engine causes: statements, plus pool checkouts (each one pings first)."""
+
+    statements: int = 0
+    checkouts: int = 0
+
+    def since(self, earlier: SqlCount) -> SqlCount:
+        return SqlCount(self.statements - earlier.statements, self.checkouts - earlier.checkouts)
+
+
+def count_sql(services: Services) -> SqlCount:
+    count = SqlCount()
+
+    def statement(*_: object) -> None:
+        count.statements += 1
+
+    def checkout(*_: object) -> None:
+        count.checkouts += 1
+
+    event.listen(services.db.sync_engine, "before_cursor_execute", statement)
+    event.listen(services.db.sync_engine, "checkout", checkout)
+    return count
+
+
+@dataclass
 class Result:
     label: str
     guided: Phase = field(default_factory=Phase)
@@ -130,6 +155,9 @@ class Result:
     raised: Counter[str] = field(default_factory=Counter)
     setup_seconds: float = 0.0
     check: Check = field(default_factory=Check)
+    sql: SqlCount = field(default_factory=SqlCount)
+    sql_guided: SqlCount = field(default_factory=SqlCount)
+    sql_total: SqlCount = field(default_factory=SqlCount)
 
 
 class ErrorCounter(logging.Handler):
@@ -195,6 +223,8 @@ class Chat:
             await self.send(inbound, self.result.guided)
         # Every chat finishes its guided path before any relays, so the relay figure measures
         # message writes alone and not a mix with handovers still running in other chats.
+        # The last chat to arrive overwrites this snapshot, so it covers the whole guided phase.
+        self.result.sql_guided = SqlCount(self.result.sql.statements, self.result.sql.checkouts)
         await barrier.wait()
         texts = [Inbound("text", body(self.index, k)) for k in range(1, messages + 1)]
         if burst:
@@ -262,7 +292,7 @@ async def recreate_postgres(url: str) -> str:
     connection = await asyncpg.connect(admin.render_as_string(hide_password=False))
     try:
         name = parsed.database
-        # Identifiers cannot be bound parameters; quote it ourselves (it comes from --postgres-url).
+        # Identifiers cannot be bound parameters, so quote the name from --postgres-url here.
         quoted = '"' + str(name).replace('"', '""') + '"'
         await connection.execute(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
         await connection.execute(f"CREATE DATABASE {quoted}")
@@ -293,9 +323,7 @@ async def flush_redis(url: str) -> str:
         await redis.aclose()
 
 
-async def run_backend(
-    *, label: str, url: str, data_dir: Path, args: argparse.Namespace
-) -> Result:
+async def run_backend(*, label: str, url: str, data_dir: Path, args: argparse.Namespace) -> Result:
     result = Result(label)
     setup_started = time.perf_counter()
     if args.redis:
@@ -318,8 +346,10 @@ async def run_backend(
         result.setup_seconds = time.perf_counter() - setup_started
         chats = [Chat(services, i, result) for i in range(args.chats)]
         barrier = asyncio.Barrier(len(chats))
+        result.sql = count_sql(services)
         with counting_errors() as errors:
             await asyncio.gather(*(chat.run(args.messages, barrier, args.burst) for chat in chats))
+        result.sql_total = SqlCount(result.sql.statements, result.sql.checkouts)
         result.check = await verify(services, chats, args.messages)
     finally:
         await close_services(services)
@@ -329,12 +359,23 @@ async def run_backend(
 
 def print_backend(result: Result, logged: Counter[str]) -> None:
     every, guided, relay = result.every, result.guided, result.relay
-    print(f"\n== {result.label}  (set-up: migrate + bootstrap + warm-up {result.setup_seconds:.1f} s)")
+    setup = f"set-up: migrate + bootstrap + warm-up {result.setup_seconds:.1f} s"
+    print(f"\n== {result.label}  ({setup})")
     for name, phase in (("all updates", every), ("guided path", guided), ("relay msgs", relay)):
         print(
             f"  {name:<12} {len(phase.latencies):>6} in {phase.wall:6.2f} s"
             f"  = {phase.rate:7.1f} upd/s   p50 {phase.percentile_ms(50):7.1f}"
             f"  p95 {phase.percentile_ms(95):7.1f}  p99 {phase.percentile_ms(99):7.1f} ms"
+        )
+    relay_sql = result.sql_total.since(result.sql_guided)
+    chats = len(guided.latencies) / len(GUIDED)
+    if chats and relay.latencies:
+        per = len(relay.latencies)
+        print(
+            f"  SQL per chat's guided path: {result.sql_guided.statements / chats:.1f} statements"
+            f" in {result.sql_guided.checkouts / chats:.1f} pool checkouts;"
+            f" per relay message: {relay_sql.statements / per:.1f} statements"
+            f" in {relay_sql.checkouts / per:.1f} checkouts (each checkout adds a ping)"
         )
     check = result.check
     print(f"  stored {check.stored} of {check.expected} relay messages; {check.line()}")
@@ -366,8 +407,10 @@ def print_table(results: list[Result]) -> None:
 
 def machine_line(extra: list[str]) -> str:
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    # Others may share the machine (tests running in parallel): the load says how busy it was.
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
     parts = [
-        f"{usable} usable cores (of {os.cpu_count()})",
+        f"{usable} usable cores (of {os.cpu_count()}), load {load:.1f} before start",
         f"Python {platform.python_version()} ({platform.python_implementation()})",
         f"{platform.system()} {platform.machine()}",
         f"SQLAlchemy {sqlalchemy.__version__}",
@@ -417,7 +460,9 @@ async def main_async(args: argparse.Namespace) -> int:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run", description=(__doc__ or "").split("\n")[0]
+    )
     parser.add_argument("--db", choices=("sqlite", "postgres", "all"), default="all")
     parser.add_argument("--chats", type=int, default=200, help="concurrent chats (default 200)")
     parser.add_argument(

@@ -9,14 +9,26 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
+from bot.engine import NEEDS, ROLES
 from core.crypto import constant_time_equal, new_token
 from core.db import transaction
+from core.i18n import Catalogue
 from core.web import integrity_hashes, require_same_origin
 from counsellor_console.auth import authenticate, end_session, start_session
 from counsellor_console.deps import get_services, optional_login, session_cookie_name
+from referral.gazetteer import STATE_NAMES
 
 HERE = Path(__file__).parent
 LOGIN_CSRF_COOKIE = "lotse_login_csrf"
+
+
+def _labels(catalogue: Catalogue) -> dict[str, dict[str, str]]:
+    """Display names for the codes the API returns, handed to the page as a JSON data block."""
+    return {
+        "roles": {r: catalogue.text("de", f"console.role.{r}") for r in ROLES},
+        "needs": {n: catalogue.text("de", f"need.{n}") for n in NEEDS},
+        "states": STATE_NAMES,
+    }
 
 
 def create_router() -> APIRouter:
@@ -99,7 +111,11 @@ def create_router() -> APIRouter:
             return RedirectResponse("/console/login", status_code=303)
         counsellor, console_session = login
         return render(
-            request, "console.html", counsellor=counsellor, csrf=console_session.csrf_token
+            request,
+            "console.html",
+            counsellor=counsellor,
+            csrf=console_session.csrf_token,
+            labels=_labels(get_services(request).catalogue),
         )
 
     return router

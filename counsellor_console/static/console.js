@@ -13,7 +13,13 @@
   const replyForm = document.getElementById("reply-form");
   const replyBox = document.getElementById("reply");
   const live = document.getElementById("live");
+  const labels = JSON.parse(document.getElementById("labels").textContent);
   let current = null;
+
+  function describe(item) {
+    return [labels.roles[item.role] || item.role, labels.states[item.federal_state],
+      item.topics.map((t) => labels.needs[t] || t).join(", ")].filter(Boolean).join(" · ");
+  }
 
   async function api(method, path, body) {
     const options = { method: method, credentials: "same-origin", headers: {} };
@@ -54,8 +60,7 @@
       const title = el("span", "title", (item.crisis ? app.dataset.crisis + " · " : "") +
         (item.status === "waiting" ? app.dataset.waiting : app.dataset.active) + " · " +
         time(item.waiting_since || item.created_at));
-      const meta = el("span", "meta", [item.role, item.federal_state, item.topics.join(", ")]
-        .filter(Boolean).join(" · "));
+      const meta = el("span", "meta", describe(item));
       const button = el("button", "claim",
         item.status === "waiting" ? app.dataset.claim : app.dataset.open);
       button.type = "button";
@@ -91,8 +96,7 @@
       current = id;
       placeholder.hidden = true;
       section.hidden = false;
-      document.getElementById("conversation-title").textContent =
-        [detail.role, detail.federal_state, detail.topics.join(", ")].filter(Boolean).join(" · ");
+      document.getElementById("conversation-title").textContent = describe(detail);
       transcript.replaceChildren();
       detail.messages.forEach(renderMessage);
       replyBox.focus();
