@@ -10,7 +10,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
@@ -297,5 +297,16 @@ class ConversationService:
             }
         await self._bus.publish(team_channel(team_id), event)
 
-    async def publish(self, channel: str, event: dict[str, object]) -> None:
-        await self._bus.publish(channel, event)
+    async def fail_undelivered(self) -> int:
+        """At start-up: replies a previous process queued but never sent are shown as failed.
+
+        Resending them blindly could deliver twice; the counsellor sees it and can send again.
+        """
+        async with transaction(self._sessions) as session:
+            result = await session.execute(
+                update(Message).where(Message.delivery == "queued").values(delivery="failed")
+            )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def publish(self, channel: str, event: dict[str, object]) -> int:
+        return await self._bus.publish(channel, event)

@@ -20,10 +20,20 @@ Event = dict[str, Any]
 
 
 class EventBus(Protocol):
-    async def publish(self, channel: str, event: Event) -> None: ...
+    async def publish(self, channel: str, event: Event) -> int:
+        """Returns how many subscribers (processes, for Redis) received the event."""
+        ...
 
     def subscribe(self, channel: str) -> Any:
         """An async context manager yielding an `asyncio.Queue` of events."""
+
+
+def _offer(queue: asyncio.Queue[Event], event: Event) -> None:
+    try:
+        queue.put_nowait(event)
+    except asyncio.QueueFull:
+        # A stalled subscriber loses events, not the publisher; its page reloads state on reconnect.
+        log.warning("event subscriber too slow, event dropped")
 
 
 class MemoryEventBus:
@@ -31,12 +41,11 @@ class MemoryEventBus:
         self._subscribers: dict[str, set[asyncio.Queue[Event]]] = defaultdict(set)
         self._queue_size = queue_size
 
-    async def publish(self, channel: str, event: Event) -> None:
-        for queue in list(self._subscribers.get(channel, ())):
-            try:
-                queue.put_nowait(event)
-            except asyncio.QueueFull:
-                log.warning("event subscriber too slow, event dropped", extra={"channel": channel})
+    async def publish(self, channel: str, event: Event) -> int:
+        queues = list(self._subscribers.get(channel, ()))
+        for queue in queues:
+            _offer(queue, event)
+        return len(queues)
 
     @asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[asyncio.Queue[Event]]:
@@ -58,8 +67,8 @@ class RedisEventBus:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
 
-    async def publish(self, channel: str, event: Event) -> None:
-        await self._redis.publish(self.prefix + channel, json.dumps(event))
+    async def publish(self, channel: str, event: Event) -> int:
+        return int(await self._redis.publish(self.prefix + channel, json.dumps(event)))
 
     @asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[asyncio.Queue[Event]]:
@@ -82,7 +91,7 @@ class RedisEventBus:
     async def _pump(pubsub: Any, queue: asyncio.Queue[Event]) -> None:
         async for item in pubsub.listen():
             if item.get("type") == "message":
-                queue.put_nowait(json.loads(item["data"]))
+                _offer(queue, json.loads(item["data"]))
 
 
 def team_channel(team_id: object) -> str:

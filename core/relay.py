@@ -73,9 +73,16 @@ class Relay:
                 await self._deliver(job)
             except Exception:  # the worker must outlive any single failure
                 log.exception("relay job failed", extra={"message_id": str(job.message_id)})
+                await self._mark_failed_quietly(job)
             finally:
                 self._queue.task_done()
             await asyncio.sleep(self._interval)
+
+    async def _mark_failed_quietly(self, job: OutboundJob) -> None:
+        try:
+            await self._conversations.mark_delivery(message_id=job.message_id, delivery="failed")
+        except Exception:  # the database itself is failing; the row stays "queued"
+            log.exception("could not mark delivery", extra={"message_id": str(job.message_id)})
 
     async def _deliver(self, job: OutboundJob) -> None:
         sender = self._senders.get(job.route.channel)

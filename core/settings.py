@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-SECRET_FIELDS = ("secret_key", "pseudonym_pepper", "routing_key")
+SECRET_FIELDS = ("pseudonym_pepper", "routing_key")
 _PLACEHOLDERS = {"", "change-me", "changeme", "change_me", "secret", "please-change", "xxx"}
 
 
@@ -41,7 +41,6 @@ class Settings(BaseSettings):
     )
     # 30 messages/s is Telegram's documented global limit for bots; we stay just under it.
     telegram_send_rate: float = Field(default=28.0, validation_alias="TELEGRAM_SEND_RATE")
-    secret_key: SecretStr | None = Field(default=None, validation_alias="LOTSE_SECRET_KEY")
     pseudonym_pepper: SecretStr | None = Field(
         default=None, validation_alias="LOTSE_PSEUDONYM_PEPPER"
     )

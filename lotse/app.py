@@ -33,6 +33,9 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        undelivered = await services.conversations.fail_undelivered()
+        if undelivered:
+            log.warning("replies left undelivered by a previous run", extra={"count": undelivered})
         tasks = [asyncio.create_task(services.relay.run(), name="relay")]
         scheduler = create_scheduler(services)
         scheduler.start()

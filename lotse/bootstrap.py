@@ -16,6 +16,13 @@ from core.models import Counsellor, Team
 from directory.service import load_seed
 
 
+ROLES = ("counsellor", "team_lead", "directory_editor", "admin")
+
+
+class AccountError(ValueError):
+    pass
+
+
 @dataclass(frozen=True)
 class DevAccount:
     login: str
@@ -58,3 +65,36 @@ async def bootstrap(
             )
         )
         return DevAccount("dev", password)
+
+
+async def create_account(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    clock: Clock,
+    login: str,
+    display_name: str,
+    role: str,
+    team_slug: str,
+) -> str:
+    """Creates a console account with a random password and returns that password."""
+    if role not in ROLES:
+        raise AccountError(f"unknown role {role!r}")
+    async with transaction(sessions) as session:
+        await ensure_national_team(session, clock=clock)
+        team = await session.scalar(select(Team).where(Team.slug == team_slug))
+        if team is None:
+            raise AccountError(f"no team {team_slug!r}")
+        if await session.scalar(select(Counsellor.id).where(Counsellor.login == login)):
+            raise AccountError(f"login {login!r} is taken")
+        password = secrets.token_urlsafe(12)
+        session.add(
+            Counsellor(
+                login=login,
+                display_name=display_name,
+                password_hash=hash_password(password),
+                role=role,
+                team_id=team.id,
+                created_at=clock.now(),
+            )
+        )
+        return password

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ from core.relay import Relay
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
+FLOW_STATE_TTL = timedelta(days=7)
 
 
 @dataclass
@@ -58,7 +60,10 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
     bus: EventBus
     if settings.redis_url:
         redis = Redis.from_url(settings.redis_url)
-        storage = RedisStorage(redis, key_builder=key_builder)
+        # Flow state (role, rough area) is kept only as long as a guided conversation needs it.
+        storage = RedisStorage(
+            redis, key_builder=key_builder, state_ttl=FLOW_STATE_TTL, data_ttl=FLOW_STATE_TTL
+        )
         isolation = RedisEventIsolation(redis, key_builder=key_builder)
         bus = RedisEventBus(redis)
     else:

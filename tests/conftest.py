@@ -23,7 +23,6 @@ from lotse.runtime import Services, build_services, close_services
 TEST_DATABASE_URL = os.environ.get("LOTSE_TEST_DATABASE_URL")
 TEST_REDIS_URL = os.environ.get("LOTSE_TEST_REDIS_URL")
 SECRETS = {
-    "secret_key": new_secret(),
     "pseudonym_pepper": new_secret(),
     "routing_key": new_secret(),
 }

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from aiogram import Bot
 from aiogram.exceptions import (
+    TelegramAPIError,
     TelegramBadRequest,
     TelegramForbiddenError,
     TelegramNetworkError,
     TelegramRetryAfter,
     TelegramServerError,
 )
+from cryptography.exceptions import InvalidTag
 
 from core.identity import Identities
 from core.relay import DeliveryError
@@ -24,7 +26,11 @@ class TelegramSender:
     async def send(self, *, route: ContactRoute, text: str) -> None:
         if route.chat_ref is None:
             raise DeliveryError("no_route", permanent=True)
-        chat_id = self._identities.open_chat(pseudonym=route.pseudonym, sealed=route.chat_ref)
+        try:
+            chat_id = self._identities.open_chat(pseudonym=route.pseudonym, sealed=route.chat_ref)
+        except (InvalidTag, ValueError):
+            # A changed routing key or a tampered row: this reply cannot be routed, say so.
+            raise DeliveryError("no_route", permanent=True) from None
         try:
             await self._bot.send_message(chat_id, text, parse_mode=None)
         except TelegramRetryAfter as error:
@@ -35,3 +41,5 @@ class TelegramSender:
             raise DeliveryError("bad_request", permanent=True) from None
         except (TelegramNetworkError, TelegramServerError):
             raise DeliveryError("transient") from None
+        except TelegramAPIError:
+            raise DeliveryError("rejected", permanent=True) from None

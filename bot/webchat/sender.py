@@ -18,6 +18,9 @@ class WebChatSender:
     async def send(self, *, route: ContactRoute, text: str) -> None:
         if route.channel != "web":
             raise DeliveryError("wrong_channel", permanent=True)
-        await self._conversations.publish(
+        listeners = await self._conversations.publish(
             webchat_channel(route.pseudonym), {"type": "reply", "text": text}
         )
+        if listeners == 0:
+            # The try-out chat keeps no inbox: a closed page means the reply did not arrive.
+            raise DeliveryError("not_connected", permanent=True)

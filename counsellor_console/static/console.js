@@ -117,7 +117,11 @@
 
   function listen() {
     const source = new EventSource("/api/v1/console/events");
-    source.onopen = () => { live.textContent = live.dataset.label; live.classList.add("on"); };
+    source.onopen = () => {
+      live.textContent = live.dataset.label;
+      live.classList.add("on");
+      loadQueue().catch(() => showError(true));  // catch up on what happened while offline
+    };
     source.onerror = () => { live.classList.remove("on"); };
     source.addEventListener("queue.updated", () => { loadQueue().catch(() => showError(true)); });
     source.addEventListener("message.created", (event) => {

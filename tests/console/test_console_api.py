@@ -181,3 +181,40 @@ async def test_unknown_user_html_is_stored_as_text(client, services, counsellor)
     detail = (await client.get(f"/api/v1/console/conversations/{conversation_id}")).json()
     assert detail["messages"][0]["body"] == "<img src=x onerror=alert(1)>"
     assert BASE.startswith("https")
+
+
+async def test_reply_to_a_closed_web_chat_is_shown_as_not_delivered(client, services, counsellor):
+    await start_web_chat(client)
+    csrf = await login(client, "anna")
+    conversation_id = (await client.get("/api/v1/console/queue")).json()[0]["id"]
+    headers = {"X-CSRF-Token": csrf}
+    await client.post(f"/api/v1/console/conversations/{conversation_id}/claim", headers=headers)
+    await client.post(
+        f"/api/v1/console/conversations/{conversation_id}/messages",
+        json={"text": "bist du noch da?"},
+        headers=headers,
+    )
+    await services.relay.drain()
+    detail = (await client.get(f"/api/v1/console/conversations/{conversation_id}")).json()
+    assert detail["messages"][-1]["delivery"] == "failed"
+
+
+async def test_replies_left_queued_by_a_previous_run_are_marked_failed(services, counsellor):
+    from core.conversations import Profile
+    from lotse.app import create_app
+
+    pseudonym = services.identities.pseudonym(channel="web", identifier="old")
+    handover = await services.conversations.request_handover(
+        channel="web", pseudonym=pseudonym, chat_ref=None, profile=Profile()
+    )
+    conversation_id = handover.conversation.id
+    await services.conversations.claim(conversation_id=conversation_id, counsellor=counsellor)
+    await services.conversations.add_counsellor_reply(
+        conversation_id=conversation_id, counsellor=counsellor, text="never sent"
+    )
+    app = create_app(services.settings, services=services)
+    async with app.router.lifespan_context(app):
+        detail = await services.conversations.get_conversation(
+            conversation_id=conversation_id, counsellor=counsellor
+        )
+    assert detail.messages[-1].delivery == "failed"

@@ -41,7 +41,6 @@ def test_identities_use_the_configured_pepper(tmp_path):
     settings = load_settings(
         env="test",
         data_dir=tmp_path,
-        secret_key=new_secret(),
         pseudonym_pepper=new_secret(),
         routing_key=new_secret(),
     )

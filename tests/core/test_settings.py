@@ -8,7 +8,7 @@ from core.settings import SettingsError, load_settings, new_secret
 
 
 def test_development_secrets_are_generated_once_with_mode_0600(tmp_path, monkeypatch):
-    for name in ("LOTSE_SECRET_KEY", "LOTSE_PSEUDONYM_PEPPER", "LOTSE_ROUTING_KEY"):
+    for name in ("LOTSE_PSEUDONYM_PEPPER", "LOTSE_ROUTING_KEY"):
         monkeypatch.delenv(name, raising=False)
     first = load_settings(env="development", data_dir=tmp_path)
     path = tmp_path / "secrets.env"
@@ -19,7 +19,7 @@ def test_development_secrets_are_generated_once_with_mode_0600(tmp_path, monkeyp
 
 
 def test_production_refuses_missing_secrets_with_a_clear_message(tmp_path, monkeypatch):
-    for name in ("LOTSE_SECRET_KEY", "LOTSE_PSEUDONYM_PEPPER", "LOTSE_ROUTING_KEY"):
+    for name in ("LOTSE_PSEUDONYM_PEPPER", "LOTSE_ROUTING_KEY"):
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(SettingsError) as raised:
         load_settings(env="production", data_dir=tmp_path)
@@ -28,13 +28,12 @@ def test_production_refuses_missing_secrets_with_a_clear_message(tmp_path, monke
 
 
 def test_production_refuses_placeholder_secrets(tmp_path):
-    with pytest.raises(SettingsError, match="LOTSE_SECRET_KEY"):
+    with pytest.raises(SettingsError, match="LOTSE_ROUTING_KEY"):
         load_settings(
             env="production",
             data_dir=tmp_path,
-            secret_key=SecretStr("change-me"),
             pseudonym_pepper=SecretStr(new_secret()),
-            routing_key=SecretStr(new_secret()),
+            routing_key=SecretStr("change-me"),
         )
 
 
@@ -42,7 +41,6 @@ def test_production_starts_with_real_secrets(tmp_path):
     settings = load_settings(
         env="production",
         data_dir=tmp_path,
-        secret_key=SecretStr(new_secret()),
         pseudonym_pepper=SecretStr(new_secret()),
         routing_key=SecretStr(new_secret()),
     )
