@@ -32,7 +32,7 @@ def _offer(queue: asyncio.Queue[Event], event: Event) -> None:
     try:
         queue.put_nowait(event)
     except asyncio.QueueFull:
-        # A stalled subscriber loses events, not the publisher; its page reloads state on reconnect.
+        # A stalled subscriber loses events, not the publisher; a page reloads on reconnect.
         log.warning("event subscriber too slow, event dropped")
 
 

@@ -15,7 +15,6 @@ from core.db import transaction
 from core.models import Counsellor, Team
 from directory.service import load_seed
 
-
 ROLES = ("counsellor", "team_lead", "directory_editor", "admin")
 
 
