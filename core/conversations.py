@@ -158,8 +158,10 @@ class ConversationService:
         now = self._clock.now()
         async with transaction(self._sessions) as session:
             contact = await session.scalar(select(Contact).where(Contact.pseudonym == pseudonym))
-            conversation = contact and await _open_conversation(session, contact.id)
-            if conversation is None:
+            conversation = (
+                None if contact is None else await _open_conversation(session, contact.id)
+            )
+            if contact is None or conversation is None:
                 raise ConversationClosed()
             message = Message(
                 conversation_id=conversation.id,
