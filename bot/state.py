@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, Literal
 
-from aiogram.fsm.storage.base import BaseStorage, KeyBuilder, StorageKey
+from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage, KeyBuilder, StorageKey
 
 
 class PseudonymousKeyBuilder(KeyBuilder):
@@ -48,3 +51,42 @@ class FlowStateStore:
 
     async def set(self, pseudonym: str, data: dict[str, Any]) -> None:
         await self._storage.set_data(flow_key(pseudonym), data)
+
+
+class OrderedEventIsolation(BaseEventIsolation):
+    """Per-chat isolation that keeps arrival order.
+
+    Inside the process an asyncio.Lock per key queues waiters first-in, first-out; only the
+    head of that queue then takes the cross-process lock (Redis), whose waiters poll and are not
+    served in order. Locks are dropped as soon as nobody holds or waits for them.
+    """
+
+    def __init__(self, inner: BaseEventIsolation | None = None) -> None:
+        self._inner = inner
+        self._locks: dict[StorageKey, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def lock(self, key: StorageKey) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                if self._inner is None:
+                    yield
+                else:
+                    async with self._inner.lock(key):
+                        yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    @property
+    def held_keys(self) -> int:
+        return len(self._locks)
+
+    async def close(self) -> None:
+        if self._inner is not None:
+            await self._inner.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -77,11 +78,18 @@ async def route_team(session: AsyncSession, *, federal_state: str | None, langua
     raise LookupError("no national team configured")
 
 
-async def _next_seq(session: AsyncSession, conversation_id: uuid.UUID) -> int:
-    current = await session.scalar(
-        select(func.max(Message.seq)).where(Message.conversation_id == conversation_id)
+async def _take_seq(session: AsyncSession, conversation_id: uuid.UUID, now: datetime) -> int:
+    """Atomically reserve the next message number (a row lock on PostgreSQL, the write lock
+    on SQLite) and touch the conversation in the same statement."""
+    seq = await session.scalar(
+        update(Conversation)
+        .where(Conversation.id == conversation_id)
+        .values(message_count=Conversation.message_count + 1, last_message_at=now)
+        .returning(Conversation.message_count)
     )
-    return (current or 0) + 1
+    if seq is None:
+        raise ConversationNotFound()
+    return int(seq)
 
 
 async def _open_conversation(session: AsyncSession, contact_id: uuid.UUID) -> Conversation | None:
@@ -157,25 +165,26 @@ class ConversationService:
     async def record_user_message(self, *, pseudonym: str, text: str) -> MessagePublic:
         now = self._clock.now()
         async with transaction(self._sessions) as session:
-            contact = await session.scalar(select(Contact).where(Contact.pseudonym == pseudonym))
-            conversation = (
-                None if contact is None else await _open_conversation(session, contact.id)
-            )
-            if contact is None or conversation is None:
+            row = (
+                await session.execute(
+                    select(Conversation.id, Conversation.team_id)
+                    .join(Contact)
+                    .where(Contact.pseudonym == pseudonym, Conversation.status.in_(OPEN_STATUSES))
+                )
+            ).first()
+            if row is None:
                 raise ConversationClosed()
+            conversation_id, team_id = row
             message = Message(
-                conversation_id=conversation.id,
-                seq=await _next_seq(session, conversation.id),
+                conversation_id=conversation_id,
+                seq=await _take_seq(session, conversation_id, now),
                 sender="user",
                 body=text,
                 created_at=now,
             )
             session.add(message)
-            conversation.last_message_at = now
-            contact.last_seen_at = now
             await session.flush()
             public = MessagePublic.model_validate(message)
-            team_id = conversation.team_id
         await self._bus.publish(
             team_channel(team_id),
             {"type": "message.created", "message": public.model_dump(mode="json")},
@@ -257,7 +266,7 @@ class ConversationService:
                 raise ConversationClosed()
             message = Message(
                 conversation_id=conversation.id,
-                seq=await _next_seq(session, conversation.id),
+                seq=await _take_seq(session, conversation.id, now),
                 sender="counsellor",
                 counsellor_id=counsellor.id,
                 body=text,
@@ -265,7 +274,6 @@ class ConversationService:
                 created_at=now,
             )
             session.add(message)
-            conversation.last_message_at = now
             await session.flush()
             public = MessagePublic.model_validate(message)
             contact = conversation.contact

@@ -60,12 +60,16 @@ class MemoryEventBus:
 
 
 class RedisEventBus:
-    """Fans events out across app processes; each subscriber holds one pub/sub connection."""
+    """Fans events out across app processes; each subscriber holds one pub/sub connection.
+
+    Subscribers use their own client so that long-lived streams never starve the command pool.
+    """
 
     prefix = "lotse:events:"
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, subscriber_redis: Redis) -> None:
         self._redis = redis
+        self._subscriber_redis = subscriber_redis
 
     async def publish(self, channel: str, event: Event) -> int:
         return int(await self._redis.publish(self.prefix + channel, json.dumps(event)))
@@ -73,7 +77,7 @@ class RedisEventBus:
     @asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[asyncio.Queue[Event]]:
         queue: asyncio.Queue[Event] = asyncio.Queue(1000)
-        pubsub = self._redis.pubsub()
+        pubsub = self._subscriber_redis.pubsub()
         await pubsub.subscribe(self.prefix + channel)
         reader = asyncio.create_task(self._pump(pubsub, queue))
         try:
@@ -86,6 +90,9 @@ class RedisEventBus:
                 pass
             await pubsub.unsubscribe()
             await pubsub.aclose()
+
+    async def close(self) -> None:
+        await self._subscriber_redis.aclose()
 
     @staticmethod
     async def _pump(pubsub: Any, queue: asyncio.Queue[Event]) -> None:

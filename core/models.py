@@ -18,6 +18,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    UniqueConstraint,
     Uuid,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -111,6 +112,9 @@ class Conversation(Base):
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_message_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Incremented in the same UPDATE that hands out a message's seq, so concurrent writers
+    # (the user and a counsellor) can never get the same number.
+    message_count: Mapped[int] = mapped_column(Integer, default=0)
 
     contact: Mapped[Contact] = relationship(back_populates="conversations")
     messages: Mapped[list[Message]] = relationship(
@@ -123,6 +127,7 @@ class Conversation(Base):
 
 class Message(Base):
     __tablename__ = "messages"
+    __table_args__ = (UniqueConstraint("conversation_id", "seq"),)
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     conversation_id: Mapped[uuid.UUID] = mapped_column(

@@ -9,13 +9,13 @@ from typing import Any
 
 from aiogram import Bot, Dispatcher
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
-from aiogram.fsm.storage.memory import MemoryStorage, SimpleEventIsolation
+from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.engine import ConversationEngine
-from bot.state import FlowStateStore, PseudonymousKeyBuilder
+from bot.state import FlowStateStore, OrderedEventIsolation, PseudonymousKeyBuilder
 from core.clock import Clock, SystemClock
 from core.conversations import ConversationService
 from core.db import create_engine, create_sessionmaker
@@ -27,6 +27,11 @@ from core.settings import Settings
 
 log = logging.getLogger(__name__)
 FLOW_STATE_TTL = timedelta(days=7)
+# Commands (state, locks, publish) share a bounded pool and wait for a free connection instead of
+# failing; every live subscriber holds a pub/sub connection of its own, from a separate pool.
+REDIS_POOL_SIZE = 64
+REDIS_POOL_TIMEOUT_SECONDS = 10
+REDIS_SUBSCRIBER_LIMIT = 5000
 
 
 @dataclass
@@ -59,16 +64,24 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
     isolation: BaseEventIsolation
     bus: EventBus
     if settings.redis_url:
-        redis = Redis.from_url(settings.redis_url)
+        redis = Redis(
+            connection_pool=BlockingConnectionPool.from_url(
+                settings.redis_url,
+                max_connections=REDIS_POOL_SIZE,
+                timeout=REDIS_POOL_TIMEOUT_SECONDS,
+            )
+        )
         # Flow state (role, rough area) is kept only as long as a guided conversation needs it.
         storage = RedisStorage(
             redis, key_builder=key_builder, state_ttl=FLOW_STATE_TTL, data_ttl=FLOW_STATE_TTL
         )
-        isolation = RedisEventIsolation(redis, key_builder=key_builder)
-        bus = RedisEventBus(redis)
+        isolation = OrderedEventIsolation(RedisEventIsolation(redis, key_builder=key_builder))
+        bus = RedisEventBus(
+            redis, Redis.from_url(settings.redis_url, max_connections=REDIS_SUBSCRIBER_LIMIT)
+        )
     else:
         storage = MemoryStorage()
-        isolation = SimpleEventIsolation()
+        isolation = OrderedEventIsolation()
         bus = MemoryEventBus()
     catalogue = load_catalogue()
     conversations = ConversationService(sessions=sessions, clock=clock, bus=bus)
@@ -124,6 +137,8 @@ async def close_services(services: Services) -> None:
         await services.bot.session.close()
     await services.storage.close()
     await services.isolation.close()
+    if isinstance(services.bus, RedisEventBus):
+        await services.bus.close()
     if services.redis is not None:
         await services.redis.aclose()
     await services.db.dispose()
