@@ -38,6 +38,12 @@ def pytest_report_header() -> str:
     return f"lotse backends: {backend_label()}"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """End-to-end tests last: fast feedback first, and Playwright's sync API (which runs its own
+    event loop on the main thread while a browser is open) never overlaps an asyncio test."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
+
+
 async def _reset_postgres(url: str) -> None:
     from core.db import create_engine
 
