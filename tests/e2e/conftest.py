@@ -97,10 +97,14 @@ def service(
         TELEGRAM_API_BASE=e2e_emulator.api_base,
         LOTSE_LOG_LEVEL="INFO",
     )
+    # Names derive from the suite's own database and Redis db, so parallel runs with different
+    # LOTSE_TEST_* settings never share the service's state.
     if TEST_DATABASE_URL:
-        env["DATABASE_URL"] = asyncio.run(_fresh_postgres_database(TEST_DATABASE_URL, "lotse_e2e"))
+        name = TEST_DATABASE_URL.rsplit("/", 1)[1].split("?")[0] + "_e2e"
+        env["DATABASE_URL"] = asyncio.run(_fresh_postgres_database(TEST_DATABASE_URL, name))
     if TEST_REDIS_URL:
-        redis_url = TEST_REDIS_URL.rsplit("/", 1)[0] + "/14"
+        base, _, db = TEST_REDIS_URL.rpartition("/")
+        redis_url = f"{base}/{int(db or 1) - 1}"
         asyncio.run(_flush_redis(redis_url))
         env["REDIS_URL"] = redis_url
     stdout, stderr = workdir / "stdout.log", workdir / "stderr.log"
