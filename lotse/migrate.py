@@ -22,5 +22,6 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     if database_url.startswith("sqlite"):
         path = database_url.split("///", 1)[-1]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            # The data directory holds the database and development secrets: owner only.
+            Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     command.upgrade(alembic_config(database_url), revision)
