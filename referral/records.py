@@ -98,11 +98,13 @@ class PrisonRecord:
     slug: str
     name: str
     federal_state: str
-    latitude: float
-    longitude: float
     prison_types: frozenset[str]
     source: str
     assured_date: date
+    # Unknown for prisons whose address no source gives: then only offers that name the prison
+    # (prison_ids) count as "near the prison", never a guessed location.
+    latitude: float | None = None
+    longitude: float | None = None
     city: str | None = None
     address: str | None = None
     postal_code: str | None = None
