@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.state import FlowStateStore
 from core.conversations import ConversationClosed, ConversationService, Profile
 from core.i18n import Catalogue
-from directory.service import published_offers
+from directory.service import referral_records
 from referral import gazetteer
 from referral.matcher import Match, rank
 
@@ -192,7 +192,7 @@ class ConversationEngine:
     async def _results(self, turn: Turn) -> None:
         area = self._area(turn.state.get("area"))
         async with self._sessions() as session:
-            offers = await published_offers(session)
+            offers = await referral_records(session)
         matches = rank(offers, area=area, role=turn.state.get("role"), needs=[turn.state["need"]])
         key = "flow.results_intro" if matches else "flow.results_none"
         self._say(turn, key)
@@ -283,7 +283,7 @@ class ConversationEngine:
             self._t(
                 lang,
                 "offer.checked",
-                date=offer.last_checked.strftime("%d.%m.%Y"),
+                date=offer.assured_date.strftime("%d.%m.%Y"),
                 source=offer.source,
             )
         )

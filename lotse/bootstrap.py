@@ -49,7 +49,7 @@ async def bootstrap(
     """Idempotent. Returns the development account only when it was created just now."""
     async with transaction(sessions) as session:
         team = await ensure_national_team(session, clock=clock)
-        await load_seed(session)
+        await load_seed(session, clock=clock)
         if not create_dev_account or await session.scalar(select(func.count(Counsellor.id))):
             return None
         password = secrets.token_urlsafe(12)
