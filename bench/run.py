@@ -41,6 +41,7 @@ from core.settings import load_settings, new_secret
 from lotse.bootstrap import bootstrap
 from lotse.migrate import upgrade
 from lotse.runtime import Services, build_services, close_services
+from referral.api import refresh_referral_index
 
 POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/lotse_bench"
 CHANNEL = "bench"
@@ -349,6 +350,7 @@ async def run_backend(*, label: str, url: str, data_dir: Path, args: argparse.Na
     services = build_services(settings)
     try:
         await bootstrap(services.sessions, clock=services.clock, create_dev_account=False)
+        await refresh_referral_index(services)
         await warm_up(services)
         result.setup_seconds = time.perf_counter() - setup_started
         chats = [Chat(services, i, result) for i in range(args.chats)]

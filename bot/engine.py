@@ -11,20 +11,22 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.state import FlowStateStore
 from core.conversations import ConversationClosed, ConversationService, Profile
 from core.i18n import Catalogue
-from directory.service import referral_records
 from referral import gazetteer
-from referral.matcher import Match, rank
+from referral.gazetteer import STATE_NAMES
+from referral.index import Match, ReferralIndexHolder
+from referral.text import needs_from_text
 
 log = logging.getLogger(__name__)
 
 ROLES = ("child", "teen", "young_adult", "caregiver", "professional")
 NEEDS = ("visits", "talking", "school", "money", "rights", "release")
 MAX_TEXT = 4096
+# Three cards fit on a phone screen; the nationwide fallback is always among them.
+RESULT_LIMIT = 3
 
 
 @dataclass(frozen=True)
@@ -72,12 +74,12 @@ class ConversationEngine:
         catalogue: Catalogue,
         states: FlowStateStore,
         conversations: ConversationService,
-        sessions: async_sessionmaker[AsyncSession],
+        referrals: ReferralIndexHolder,
     ) -> None:
         self._t = catalogue.text
         self._states = states
         self._conversations = conversations
-        self._sessions = sessions
+        self._referrals = referrals
 
     async def handle(self, *, sender: Sender, inbound: Inbound) -> list[Reply]:
         turn = Turn(sender=sender, state=await self._states.get(sender.pseudonym))
@@ -115,7 +117,7 @@ class ConversationEngine:
             turn.state.update(area=None, step="need")
             self._ask_need(turn)
         elif name == "need" and value in NEEDS:
-            turn.state.update(need=value, step="results")
+            turn.state.update(needs=[value], step="results")
             await self._results(turn)
         else:
             # A button from an old message: say so and show where we are, never fail silently.
@@ -128,6 +130,8 @@ class ConversationEngine:
             await self._relay(turn, text)
         elif step == "postcode":
             self._postcode(turn, text)
+        elif step == "need":
+            await self._need_from_text(turn, text)
         elif step is None:
             self._start(turn)
         else:
@@ -189,13 +193,31 @@ class ConversationEngine:
         )
         self._ask_need(turn)
 
+    async def _need_from_text(self, turn: Turn, text: str) -> None:
+        """Someone who types instead of tapping ("Wie besuche ich Papa im Knast?") still gets
+        offers: the lexicon maps the words to needs; only unclear text asks for a button."""
+        index = self._referrals.current
+        needs = index.lexicon.needs(text) if index is not None else needs_from_text(text)
+        if not needs:
+            self._say(turn, "flow.use_buttons")
+            self._ask_need(turn)
+            return
+        turn.state.update(needs=sorted(needs), step="results")
+        await self._results(turn)
+
     async def _results(self, turn: Turn) -> None:
-        area = self._area(turn.state.get("area"))
-        async with self._sessions() as session:
-            offers = await referral_records(session)
-        matches = rank(offers, area=area, role=turn.state.get("role"), needs=[turn.state["need"]])
-        key = "flow.results_intro" if matches else "flow.results_none"
-        self._say(turn, key)
+        index = self._referrals.current
+        matches: list[Match] = []
+        if index is not None:
+            referral = index.search(
+                area=self._area(turn.state.get("area")),
+                role=turn.state.get("role"),
+                needs=turn.state.get("needs", ()),
+                language=turn.lang,
+                limit=RESULT_LIMIT,
+            )
+            matches = referral.matches
+        self._say(turn, "flow.results_intro" if matches else "flow.results_none")
         for match in matches:
             turn.replies.append(Reply(self._offer_card(turn, match)))
         self._say(turn, "flow.what_next", buttons=self._nav(turn))
@@ -206,7 +228,7 @@ class ConversationEngine:
             language=turn.lang,
             role=turn.state.get("role"),
             federal_state=area.get("state"),
-            topics=(turn.state["need"],) if turn.state.get("need") else (),
+            topics=tuple(turn.state.get("needs", ())),
         )
         try:
             handover = await self._conversations.request_handover(
@@ -259,32 +281,30 @@ class ConversationEngine:
             data["prefix"], data["lat"], data["lon"], data["state"], data["precision"]
         )
 
+    def _reason(self, lang: str, match: Match) -> str:
+        """The one-line why: "12 km · für Jugendliche · Besuche und Kontakt"."""
+        reason = match.reason
+        parts: list[str] = []
+        if reason.distance_km is not None and reason.scope in ("local", "near_prison"):
+            parts.append(self._t(lang, "offer.distance", km=round(reason.distance_km)))
+        if reason.scope == "state" and reason.state:
+            parts.append(self._t(lang, "offer.in_state", state=STATE_NAMES[reason.state]))
+        elif reason.scope in ("national", "online", "near_prison"):
+            parts.append(self._t(lang, f"offer.scope.{reason.scope}"))
+        if reason.target_group:
+            parts.append(self._t(lang, f"offer.for_role.{reason.target_group}"))
+        parts += [self._t(lang, f"need.{need}") for need in reason.needs]
+        return " · ".join(parts)
+
     def _offer_card(self, turn: Turn, match: Match) -> str:
         offer, lang = match.offer, turn.lang
-        reason = (
-            [self._t(lang, "offer.distance", km=round(match.distance_km))]
-            if match.distance_km is not None
-            else []
-        )
-        if offer.coverage == "national":
-            reason.append(self._t(lang, "offer.nationwide"))
-        role = turn.state.get("role")
-        if role:
-            reason.append(self._t(lang, f"offer.for_role.{role}"))
-        reason += [self._t(lang, f"need.{need}") for need in match.matched_needs]
-        lines = [offer.name, offer.organisation, " · ".join(reason)]
+        lines = [offer.name, offer.organisation, self._reason(lang, match)]
         if offer.description:
             lines.append(offer.description)
         if offer.phone:
             lines.append(self._t(lang, "offer.phone", phone=offer.phone))
         if offer.website:
             lines.append(offer.website)
-        lines.append(
-            self._t(
-                lang,
-                "offer.checked",
-                date=offer.assured_date.strftime("%d.%m.%Y"),
-                source=offer.source,
-            )
-        )
+        checked = offer.assured_date.strftime("%d.%m.%Y")
+        lines.append(self._t(lang, "offer.checked", date=checked, source=offer.source))
         return "\n".join(lines)

@@ -22,6 +22,7 @@ from counsellor_console import api as console_api
 from counsellor_console import pages as console_pages
 from lotse.runtime import Services, build_services, close_services
 from lotse.scheduler import create_scheduler
+from referral import api as referral_api
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +37,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         undelivered = await services.conversations.fail_undelivered()
         if undelivered:
             log.warning("replies left undelivered by a previous run", extra={"count": undelivered})
+        await referral_api.refresh_referral_index(services)
         tasks = [asyncio.create_task(services.relay.run(), name="relay")]
         scheduler = create_scheduler(services)
         scheduler.start()
@@ -79,6 +81,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.include_router(console_pages.create_router())
     app.include_router(console_api.create_router())
     app.include_router(webchat_routes.create_router())
+    app.include_router(referral_api.create_router())
     app.mount(
         "/console/static",
         StaticFiles(directory=ROOT / "counsellor_console" / "static"),

@@ -24,6 +24,7 @@ from core.i18n import Catalogue, load_catalogue
 from core.identity import Identities
 from core.relay import Relay
 from core.settings import Settings
+from referral.index import ReferralIndexHolder
 
 log = logging.getLogger(__name__)
 FLOW_STATE_TTL = timedelta(days=7)
@@ -49,6 +50,7 @@ class Services:
     conversations: ConversationService
     relay: Relay
     engine: ConversationEngine
+    referrals: ReferralIndexHolder
     bot: Bot | None = None
     dispatcher: Dispatcher | None = None
     extras: dict[str, Any] = field(default_factory=dict)
@@ -91,11 +93,12 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         clock=clock,
         rate_per_second=settings.telegram_send_rate,
     )
+    referrals = ReferralIndexHolder()
     engine = ConversationEngine(
         catalogue=catalogue,
         states=FlowStateStore(storage),
         conversations=conversations,
-        sessions=sessions,
+        referrals=referrals,
     )
     services = Services(
         settings=settings,
@@ -111,6 +114,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         conversations=conversations,
         relay=relay,
         engine=engine,
+        referrals=referrals,
     )
     _attach_channels(services)
     return services

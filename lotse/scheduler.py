@@ -10,6 +10,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from core.db import transaction
 from counsellor_console.auth import purge_expired_sessions
 from counsellor_console.deps import session_policy
+from referral.api import refresh_referral_index
 
 if TYPE_CHECKING:
     from lotse.runtime import Services
@@ -34,6 +35,17 @@ def create_scheduler(services: Services) -> AsyncIOScheduler:
         minutes=10,
         args=[services],
         id="expire_console_sessions",
+        replace_existing=True,
+        coalesce=True,
+        max_instances=1,
+    )
+    # Directory edits reach the bot and the API within minutes, also in other processes.
+    scheduler.add_job(
+        refresh_referral_index,
+        "interval",
+        minutes=5,
+        args=[services],
+        id="refresh_referral_index",
         replace_existing=True,
         coalesce=True,
         max_instances=1,

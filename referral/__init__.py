@@ -1,1 +1,1 @@
-"""Referral: the postcode gazetteer and the matcher that ranks offers for a user."""
+"""Referral: the postcode gazetteer, the need lexicon and the index that ranks offers."""

@@ -1,7 +1,7 @@
 """The referral JSON API (`GET /api/v1/referrals`) and the refresh of the index it reads.
 
-The route reads the current index from `services.extras["referral_index"]` (a
-`ReferralIndexHolder`); `refresh_referral_index` rebuilds it from the directory and swaps it in.
+The route reads the current index from `services.referrals` (a `ReferralIndexHolder`);
+`refresh_referral_index` rebuilds it from the directory and swaps it in.
 Bad input gets a 422 with a readable message per field, never the value that was sent.
 """
 
@@ -24,7 +24,6 @@ from referral.schemas import AreaPublic, ProblemPublic, ReferralPublic
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-INDEX_KEY = "referral_index"
 MAX_LIMIT = 20
 MAX_TEXT = 500
 Role = Literal["child", "teen", "young_adult", "caregiver", "parent_in_prison", "professional"]
@@ -76,7 +75,7 @@ class _HasDirectory(Protocol):
     """The part of lotse.runtime.Services that the refresh needs."""
 
     sessions: async_sessionmaker[AsyncSession]
-    extras: dict[str, Any]
+    referrals: ReferralIndexHolder
 
 
 class ReadableErrorsRoute(APIRoute):
@@ -106,8 +105,7 @@ def problem(*fields: str, messages: dict[str, str] | None = None) -> JSONRespons
 
 
 def get_referral_index(request: Request) -> ReferralIndex:
-    holder = request.app.state.services.extras.get(INDEX_KEY)
-    index = holder.current if isinstance(holder, ReferralIndexHolder) else None
+    index = request.app.state.services.referrals.current
     if index is None:
         raise HTTPException(status_code=503, detail="referral directory is not loaded yet")
     return index
@@ -222,6 +220,5 @@ async def refresh_referral_index(services: _HasDirectory) -> None:
     async with services.sessions() as session:
         records = await referral_records(session)
         prisons = await prison_records(session)
-    holder = services.extras.setdefault(INDEX_KEY, ReferralIndexHolder())
     # Building takes a few hundred milliseconds at 50,000 offers: off the event loop.
-    await asyncio.to_thread(holder.rebuild, records, prisons)
+    await asyncio.to_thread(services.referrals.rebuild, records, prisons)

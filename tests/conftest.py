@@ -19,6 +19,7 @@ from core.settings import Settings, load_settings, new_secret
 from lotse import migrate
 from lotse.bootstrap import bootstrap
 from lotse.runtime import Services, build_services, close_services
+from referral.api import refresh_referral_index
 
 TEST_DATABASE_URL = os.environ.get("LOTSE_TEST_DATABASE_URL")
 TEST_REDIS_URL = os.environ.get("LOTSE_TEST_REDIS_URL")
@@ -96,5 +97,6 @@ async def services(settings: Settings, clock: FakeClock) -> AsyncIterator[Servic
     if services.redis is not None:
         await services.redis.flushdb()
     await bootstrap(services.sessions, clock=clock, create_dev_account=False)
+    await refresh_referral_index(services)
     yield services
     await close_services(services)

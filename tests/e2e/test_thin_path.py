@@ -36,7 +36,9 @@ def test_teen_reaches_a_counsellor_and_back(
     teen.click("Besuche und Kontakt")
     card = teen.wait_for_message("Treffpunkt e.V. Nürnberg")
     assert " km · für Jugendliche · Besuche und Kontakt" in card["text"]
-    teen.wait_for_message("116 111")
+    teen.wait_for_message("Wie möchtest du weitermachen?")
+    reasons = [m["text"].split("\n")[2] for m in teen.messages() if m["text"].count("\n") > 3]
+    assert any(r.startswith(("online", "bundesweit")) for r in reasons), "fallback is there"
     teen.click("Mit jemandem schreiben")
     teen.wait_for_message("Vor dir warten gerade: 0")
     teen.send_text("Mein Papa ist seit Montag in der JVA.")
@@ -91,7 +93,7 @@ def test_web_chat_drives_the_same_conversation(service: RunningService, page: Pa
     page.get_by_label("Deine Nachricht").fill("904")
     page.keyboard.press("Enter")
     page.get_by_role("button", name="Darüber reden, Gefühle").click()
-    expect(page.locator("#log")).to_contain_text("Kinder- und Jugendtelefon")
+    expect(page.locator("#log")).to_contain_text("für Kinder · Darüber reden, Gefühle")
     page.get_by_role("button", name="Mit jemandem schreiben").last.click()
     expect(page.locator("#log")).to_contain_text("Vor dir warten gerade")
     page.get_by_label("Deine Nachricht").fill("<img src=x onerror=alert(1)>")

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from referral.api import INDEX_KEY, create_router, refresh_referral_index
+from referral.api import create_router, refresh_referral_index
 from referral.index import ReferralIndex, ReferralIndexHolder
 from tests.referral.test_golden import DIRECTORY, PRISONS
 
@@ -20,8 +20,7 @@ MARKER = "Xylophon7"
 
 def make_app(holder: ReferralIndexHolder | None) -> FastAPI:
     app = FastAPI()
-    extras = {} if holder is None else {INDEX_KEY: holder}
-    app.state.services = SimpleNamespace(extras=extras)
+    app.state.services = SimpleNamespace(referrals=holder or ReferralIndexHolder())
     app.include_router(create_router())
     return app
 
@@ -169,14 +168,14 @@ async def test_refresh_builds_the_index_from_the_directory_and_swaps_it(services
         records = await referral_records(session)
         prisons = await prison_records(session)
     await refresh_referral_index(services)
-    first = services.extras[INDEX_KEY].current
+    first = services.referrals.current
     assert first is not None and len(first) == len(records)
     for prison in prisons[:3]:
         assert first.search(prison=prison.slug).prison == prison
     await refresh_referral_index(services)
-    assert services.extras[INDEX_KEY].current is not first
+    assert services.referrals.current is not first
 
-    transport = httpx.ASGITransport(app=make_app(services.extras[INDEX_KEY]))
+    transport = httpx.ASGITransport(app=make_app(services.referrals))
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         response = await client.get(URL, params={"postcode": "33647", "role": "caregiver"})
     assert response.status_code == 200
