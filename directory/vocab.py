@@ -5,13 +5,21 @@ Codes are data, never display text: the bot and the console translate them.
 
 from __future__ import annotations
 
-from referral.records import COVERAGE, DELIVERY, FEDERAL_STATES, NEEDS, TARGET_GROUPS
+from referral.records import (
+    COVERAGE,
+    DELIVERY,
+    FEDERAL_STATES,
+    NEEDS,
+    STATE_NAMES,
+    TARGET_GROUPS,
+)
 
 __all__ = [
     "COVERAGE",
     "DELIVERY",
     "FEDERAL_STATES",
     "NEEDS",
+    "STATE_NAMES",
     "TARGET_GROUPS",
 ]
 
@@ -49,24 +57,6 @@ FACET_OF_TAXONOMY = {
     "lotse_delivery": "delivery",
 }
 
-STATE_NAMES = {
-    "BW": "Baden-Württemberg",
-    "BY": "Bayern",
-    "BE": "Berlin",
-    "BB": "Brandenburg",
-    "HB": "Bremen",
-    "HH": "Hamburg",
-    "HE": "Hessen",
-    "MV": "Mecklenburg-Vorpommern",
-    "NI": "Niedersachsen",
-    "NW": "Nordrhein-Westfalen",
-    "RP": "Rheinland-Pfalz",
-    "SL": "Saarland",
-    "SN": "Sachsen",
-    "ST": "Sachsen-Anhalt",
-    "SH": "Schleswig-Holstein",
-    "TH": "Thüringen",
-}
 _STATE_BY_NAME = {name.casefold(): code for code, name in STATE_NAMES.items()}
 
 # A generous box around Germany: a point outside it is a typo or swapped coordinates.

