@@ -17,7 +17,9 @@ from core.conversations import ConversationClosed, ConversationService, Profile
 from core.i18n import Catalogue
 from referral import gazetteer
 from referral.gazetteer import STATE_NAMES
-from referral.index import Match, ReferralIndexHolder
+from referral.index import Match, Referral, ReferralIndex, ReferralIndexHolder, UnknownPrison
+from referral.prisons import find_prisons, short_name
+from referral.records import PrisonRecord, VisitInfo
 from referral.text import needs_from_text
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,18 @@ NEEDS = ("visits", "talking", "school", "money", "rights", "release")
 MAX_TEXT = 4096
 # Three cards fit on a phone screen; the nationwide fallback is always among them.
 RESULT_LIMIT = 3
+# Telegram's limit for callback data; a longer slug falls back to the prison's id.
+MAX_ACTION_BYTES = 64
+# The visit facts a prison card shows, in this order; the booking lead time goes with booking.
+VISIT_FACTS = (
+    "regular_times",
+    "booking",
+    "children_rules",
+    "family_rooms",
+    "family_days",
+    "video_visits",
+    "special_visits_minors",
+)
 
 
 @dataclass(frozen=True)
@@ -119,6 +133,11 @@ class ConversationEngine:
         elif name == "need" and value in NEEDS:
             turn.state.update(needs=[value], step="results")
             await self._results(turn)
+        elif name == "prison" and not value:
+            turn.state["step"] = "prison"
+            self._ask_prison(turn)
+        elif name == "prison" and (prison := self._known_prison(value)) is not None:
+            self._show_prison(turn, prison)
         else:
             # A button from an old message: say so and show where we are, never fail silently.
             self._say(turn, "flow.stale_button")
@@ -132,6 +151,8 @@ class ConversationEngine:
             self._postcode(turn, text)
         elif step == "need":
             await self._need_from_text(turn, text)
+        elif step == "prison":
+            self._prison_from_text(turn, text)
         elif step is None:
             self._start(turn)
         else:
@@ -168,7 +189,9 @@ class ConversationEngine:
         elif step == "need":
             self._ask_need(turn)
         elif step == "results":
-            self._say(turn, "flow.what_next", buttons=self._nav(turn))
+            self._what_next(turn)
+        elif step == "prison":
+            self._ask_prison(turn)
         else:
             self._start(turn)
 
@@ -206,21 +229,88 @@ class ConversationEngine:
         await self._results(turn)
 
     async def _results(self, turn: Turn) -> None:
-        index = self._referrals.current
-        matches: list[Match] = []
-        if index is not None:
-            referral = index.search(
-                area=self._area(turn.state.get("area")),
-                role=turn.state.get("role"),
-                needs=turn.state.get("needs", ()),
-                language=turn.lang,
-                limit=RESULT_LIMIT,
-            )
-            matches = referral.matches
+        referral = self._search(turn)
+        matches = referral.matches if referral is not None else []
         self._say(turn, "flow.results_intro" if matches else "flow.results_none")
         for match in matches:
             turn.replies.append(Reply(self._offer_card(turn, match)))
-        self._say(turn, "flow.what_next", buttons=self._nav(turn))
+        if referral is not None:
+            self._near_prison(turn, referral)
+        self._what_next(turn)
+
+    def _what_next(self, turn: Turn) -> None:
+        """Handover, restart and the prison question; for visits the prison comes first."""
+        prison = (self._button(turn, "prison.button", "prison"),)
+        handover, restart = self._nav(turn)
+        if "visits" in turn.state.get("needs", ()):
+            self._say(turn, "flow.what_next", buttons=(prison, handover, restart))
+        else:
+            self._say(turn, "flow.what_next", buttons=(handover, prison, restart))
+
+    # -- the parent's prison: facts about visits, and offers near it ------------------------
+
+    def _ask_prison(self, turn: Turn) -> None:
+        self._say(turn, "flow.prison_ask", buttons=self._nav(turn))
+
+    def _prison_from_text(self, turn: Turn, text: str) -> None:
+        """One clear hit is shown, several are offered as buttons, none gets a kind answer;
+        the step stays "prison" until one is shown, so the user can simply type again."""
+        index = self._referrals.current
+        found = find_prisons(index, text) if index is not None else []
+        if len(found) == 1:
+            self._show_prison(turn, found[0])
+        elif found:
+            rows = tuple((Button(short_name(p), self._prison_action(p)),) for p in found)
+            self._say(turn, "flow.prison_choose", buttons=rows + self._nav(turn))
+        else:
+            self._say(turn, "flow.prison_none", buttons=self._nav(turn))
+
+    def _show_prison(self, turn: Turn, prison: PrisonRecord) -> None:
+        # Only the flow state knows the prison (it could identify a family): never the
+        # conversation, its profile or a log line.
+        turn.state.update(prison=prison.slug, step="results")
+        for part in _parts(self._prison_card(turn.lang, prison), MAX_TEXT):
+            turn.replies.append(Reply(part))
+        referral = self._search(turn)
+        if referral is not None:
+            self._near_prison(turn, referral)
+        self._what_next(turn)
+
+    def _near_prison(self, turn: Turn, referral: Referral) -> None:
+        if not referral.near_prison:
+            return
+        self._say(turn, "flow.prison_near_intro")
+        for match in referral.near_prison:
+            turn.replies.append(Reply(self._offer_card(turn, match)))
+
+    def _known_prison(self, key: str) -> PrisonRecord | None:
+        index = self._referrals.current
+        try:
+            return index.prison(key) if index is not None and key else None
+        except UnknownPrison:
+            return None
+
+    def _search(self, turn: Turn) -> Referral | None:
+        """Offers for the user's place and needs, and near the prison once one is known."""
+        index = self._referrals.current
+        if index is None:
+            return None
+        try:
+            return self._query(turn, index, turn.state.get("prison"))
+        except UnknownPrison:
+            # The directory dropped the prison since it was chosen: search without it.
+            turn.state.pop("prison", None)
+            return self._query(turn, index, None)
+
+    def _query(self, turn: Turn, index: ReferralIndex, prison: str | None) -> Referral:
+        return index.search(
+            area=self._area(turn.state.get("area")),
+            role=turn.state.get("role"),
+            needs=turn.state.get("needs", ()),
+            language=turn.lang,
+            prison=prison,
+            limit=RESULT_LIMIT,
+        )
 
     async def _handover(self, turn: Turn) -> None:
         area = turn.state.get("area") or {}
@@ -296,6 +386,67 @@ class ConversationEngine:
         parts += [self._t(lang, f"need.{need}") for need in reason.needs]
         return " · ".join(parts)
 
+    @staticmethod
+    def _prison_action(prison: PrisonRecord) -> str:
+        action = f"prison:{prison.slug}"
+        if len(action.encode()) > MAX_ACTION_BYTES:
+            return f"prison:{prison.prison_id}"
+        return action
+
+    def _prison_card(self, lang: str, prison: PrisonRecord) -> list[str]:
+        """Each known visit fact with its label; the unknown ones in one line that says whom
+        to ask. Nothing is filled in that the directory does not say."""
+        lines = [prison.name]
+        if prison.city:
+            lines.append(self._t(lang, "prison.city", city=prison.city))
+        known, unknown = self._visit_facts(lang, prison.visits)
+        if known:
+            lines.append(self._t(lang, "prison.heading"))
+        lines += known
+        if unknown:
+            lines.append(self._find_out(lang, prison, unknown))
+        else:
+            if prison.phone:
+                lines.append(self._t(lang, "offer.phone", phone=prison.phone))
+            if prison.website:
+                lines.append(prison.website)
+        checked = prison.assured_date.strftime("%d.%m.%Y")
+        lines.append(self._t(lang, "offer.checked", date=checked, source=prison.source))
+        return lines
+
+    def _visit_facts(self, lang: str, visits: VisitInfo) -> tuple[list[str], list[str]]:
+        known: list[str] = []
+        unknown: list[str] = []
+        for fact in VISIT_FACTS:
+            value = getattr(visits, fact)
+            if isinstance(value, bool):
+                known.append(self._t(lang, f"prison.{fact}.{'yes' if value else 'no'}"))
+            elif value:
+                known.append(self._t(lang, f"prison.{fact}", value=value))
+            elif not (fact == "booking" and visits.booking_lead_time):
+                unknown.append(fact)
+            if fact == "booking" and visits.booking_lead_time:
+                known.append(
+                    self._t(lang, "prison.booking_lead_time", value=visits.booking_lead_time)
+                )
+        return known, unknown
+
+    def _find_out(self, lang: str, prison: PrisonRecord, unknown: list[str]) -> str:
+        """ "Ruf am besten direkt bei der JVA an und frag nach den Besuchszeiten und ..."."""
+        names = [self._t(lang, f"prison.ask.{fact}") for fact in unknown]
+        facts = names[0]
+        if len(names) > 1:
+            facts = self._t(lang, "prison.and", first=", ".join(names[:-1]), last=names[-1])
+        if prison.phone and prison.website:
+            key = "prison.find_out_phone_website"
+        elif prison.phone:
+            key = "prison.find_out_phone"
+        elif prison.website:
+            key = "prison.find_out_website"
+        else:
+            key = "prison.find_out"
+        return self._t(lang, key, facts=facts, phone=prison.phone, website=prison.website)
+
     def _offer_card(self, turn: Turn, match: Match) -> str:
         offer, lang = match.offer, turn.lang
         lines = [offer.name, offer.organisation, self._reason(lang, match)]
@@ -308,3 +459,16 @@ class ConversationEngine:
         checked = offer.assured_date.strftime("%d.%m.%Y")
         lines.append(self._t(lang, "offer.checked", date=checked, source=offer.source))
         return "\n".join(lines)
+
+
+def _parts(lines: list[str], size: int) -> list[str]:
+    """Lines joined into messages of at most `size` characters, split only between lines
+    (a single overlong line is cut): a long card must not fail to send."""
+    parts: list[str] = []
+    for line in lines:
+        line = line if len(line) <= size else line[: size - 1] + "…"
+        if parts and len(parts[-1]) + 1 + len(line) <= size:
+            parts[-1] += "\n" + line
+        else:
+            parts.append(line)
+    return parts

@@ -248,6 +248,12 @@ class ReferralIndex:
     def grid_entries(self) -> int:
         return len(self._grid.entries)
 
+    @property
+    def prisons(self) -> list[PrisonRecord]:
+        """Every prison once, in a stable order (by name)."""
+        unique = {prison.prison_id: prison for prison in self._prisons.values()}
+        return sorted(unique.values(), key=lambda prison: (prison.name, prison.prison_id))
+
     def prison(self, key: str) -> PrisonRecord:
         """A prison by slug or id."""
         try:
