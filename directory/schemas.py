@@ -408,6 +408,56 @@ class PrisonPublic(PrisonCreate):
     id: uuid.UUID
 
 
+# -- what an editor changes in the console -----------------------------------------------------
+
+
+class PhoneLine(_Schema):
+    """A phone as the console edits it. Type and extension are optional here: a number that stays
+    on the form keeps the ones it had (directory.curation)."""
+
+    number: Annotated[Required, StringConstraints(max_length=100)]
+    description: OptText = None
+    type: PhoneType | None = None
+    extension: OptExtension = None
+
+
+class ServiceUpdate(_Schema):
+    """The fields of a service an editor may change; the form sends all of them. The merged
+    record is validated again as a ServicePublic, so an edit meets the same rules as an import.
+    Publication and the check date have their own actions (directory.curation)."""
+
+    name: Annotated[Required, StringConstraints(max_length=300)]
+    description: Description = ""
+    url: OptUrl = None
+    email: OptEmail = None
+    status: ServiceStatus = "active"
+    minimum_age: OptAge = None
+    maximum_age: OptAge = None
+    eligibility_description: OptText = None
+    target_groups: list[TargetGroup] = []
+    needs: list[Need] = []
+    delivery: list[Delivery] = []
+    languages: list[LanguageCode] = []
+    coverage: Coverage
+    radius_km: Annotated[float, Field(gt=0, le=1000)] | None = None
+    coverage_states: list[StateCode] = []
+    source: Required
+    phones: list[PhoneLine] = []
+
+
+class PrisonUpdate(_Schema):
+    """The fields of a prison an editor may change. Address and coordinates are left to imports:
+    they travel together, and a moved point changes which offers are near the prison."""
+
+    name: Annotated[Required, StringConstraints(max_length=300)]
+    prison_types: list[PrisonType] = []
+    website: OptUrl = None
+    phone: OptPhone = None
+    visits: VisitInfoSchema = VisitInfoSchema()
+    source: Required
+    status: ServiceStatus = "active"
+
+
 # -- a whole directory -------------------------------------------------------------------------
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -15,10 +16,15 @@ from directory.io.problems import ValidationFailed, format_problems
 from directory.io.seed import read_seed
 from directory.io.store import WriteSummary, write_directory
 from directory.io.validate import validate_tables
-from directory.models import Organization, Prison, Service, ServiceAtLocation
+from directory.models import DirectoryChange, Organization, Prison, Service, ServiceAtLocation
+from directory.schemas import DirectoryPublic
 from referral.records import OfferRecord, PrisonRecord, VisitInfo
 
 SEED_DIR = Path(__file__).with_name("seed")
+# Actors that are not a person: their changes do not protect a record from the seed.
+MACHINE_ACTORS = ("seed", "import")
+
+log = logging.getLogger(__name__)
 
 
 class SeedInvalid(ValidationFailed):
@@ -40,11 +46,60 @@ async def _known_slugs(session: AsyncSession) -> dict[tuple[str, str], uuid.UUID
     return known
 
 
+async def edited_by_editors(session: AsyncSession) -> set[uuid.UUID]:
+    """Records an editor has changed (in the console): the seed leaves them to the editors."""
+    rows = await session.scalars(
+        select(DirectoryChange.entity_id)
+        .where(
+            # The actor as well: counsellor_id turns NULL if the account is ever deleted.
+            or_(
+                DirectoryChange.counsellor_id.is_not(None),
+                DirectoryChange.actor.not_in(MACHINE_ACTORS),
+            )
+        )
+        .distinct()
+    )
+    return set(rows)
+
+
+def _without(data: DirectoryPublic, edited: set[uuid.UUID]) -> DirectoryPublic:
+    """The seed minus the edited records and their parts (phones, schedules, places, links)."""
+    skipped = edited & (
+        {item.id for item in data.organizations}
+        | {item.id for item in data.services}
+        | {item.id for item in data.locations}
+    )
+
+    def kept(item: object, *owners: str) -> bool:
+        return all(getattr(item, owner, None) not in skipped for owner in owners)
+
+    return DirectoryPublic(
+        organizations=[item for item in data.organizations if item.id not in edited],
+        services=[item for item in data.services if item.id not in edited],
+        locations=[item for item in data.locations if item.id not in edited],
+        service_at_locations=[
+            item for item in data.service_at_locations if kept(item, "service_id")
+        ],
+        phones=[
+            item
+            for item in data.phones
+            if kept(item, "organization_id", "service_id", "location_id")
+        ],
+        schedules=[item for item in data.schedules if kept(item, "service_id", "location_id")],
+        accessibility=[item for item in data.accessibility if kept(item, "location_id")],
+        prisons=[item for item in data.prisons if item.id not in edited],
+    )
+
+
 async def load_seed(
     session: AsyncSession, *, directory: Path = SEED_DIR, clock: Clock | None = None
 ) -> WriteSummary:
     """Insert or update the shipped organizations, services and prisons by slug. Idempotent:
-    an unchanged seed writes nothing, not even history."""
+    an unchanged seed writes nothing, not even history.
+
+    A record an editor has changed is never overwritten: the seed ships with the code, so
+    without this rule every restart would undo the editors' work. New seed records are still
+    inserted, and records no editor has touched still follow the seed."""
     known = await _known_slugs(session)
     raw, problems = await asyncio.to_thread(read_seed, directory, known)
     try:
@@ -53,6 +108,15 @@ async def load_seed(
         raise SeedInvalid(problems + failed.problems) from None
     if problems:
         raise SeedInvalid(problems)
+    edited = await edited_by_editors(session)
+    if edited:
+        seeded = data
+        data = _without(seeded, edited)
+        left = sum(
+            len(getattr(seeded, table)) - len(getattr(data, table))
+            for table in ("organizations", "services", "locations", "prisons")
+        )
+        log.info("seed leaves edited records alone", extra={"edited": left})
     return await write_directory(session, data=data, clock=clock or SystemClock(), actor="seed")
 
 
@@ -167,4 +231,10 @@ async def prison_records(session: AsyncSession) -> list[PrisonRecord]:
     return [_prison(prison) for prison in prisons]
 
 
-__all__ = ["SeedInvalid", "load_seed", "prison_records", "referral_records"]
+__all__ = [
+    "SeedInvalid",
+    "edited_by_editors",
+    "load_seed",
+    "prison_records",
+    "referral_records",
+]

@@ -19,6 +19,7 @@ from core.conversations import ConversationClosed, ConversationNotFound
 from core.settings import Settings
 from core.web import security_headers
 from counsellor_console import api as console_api
+from counsellor_console import curation as console_curation
 from counsellor_console import pages as console_pages
 from lotse.runtime import Services, build_services, close_services
 from lotse.scheduler import create_scheduler
@@ -80,6 +81,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     _add_error_handlers(app)
     app.include_router(console_pages.create_router())
     app.include_router(console_api.create_router())
+    app.include_router(console_curation.create_router())
     app.include_router(webchat_routes.create_router())
     app.include_router(referral_api.create_router())
     app.mount(

@@ -43,27 +43,48 @@ async def ensure_national_team(session: AsyncSession, *, clock: Clock) -> Team:
     return team
 
 
+# login, display name, role: a counsellor, and a directory editor to try curation with.
+DEV_ACCOUNTS = (
+    ("dev", "Entwicklung", "counsellor"),
+    ("dev-editor", "Redaktion (Entwicklung)", "directory_editor"),
+)
+
+
 async def bootstrap(
     sessions: async_sessionmaker[AsyncSession], *, clock: Clock, create_dev_account: bool
-) -> DevAccount | None:
-    """Idempotent. Returns the development account only when it was created just now."""
+) -> list[DevAccount]:
+    """Idempotent. Returns the development accounts created just now (`dev` first).
+
+    They are created only while the database holds no other account, so an installation with
+    real accounts never gets one; a development database from before `dev-editor` existed
+    gets it on its next start."""
     async with transaction(sessions) as session:
         team = await ensure_national_team(session, clock=clock)
         await load_seed(session, clock=clock)
-        if not create_dev_account or await session.scalar(select(func.count(Counsellor.id))):
-            return None
-        password = secrets.token_urlsafe(12)
-        session.add(
-            Counsellor(
-                login="dev",
-                display_name="Entwicklung",
-                password_hash=hash_password(password),
-                role="counsellor",
-                team_id=team.id,
-                created_at=clock.now(),
-            )
+        logins = [login for login, _, _ in DEV_ACCOUNTS]
+        others = select(func.count(Counsellor.id)).where(Counsellor.login.not_in(logins))
+        if not create_dev_account or await session.scalar(others):
+            return []
+        existing = set(
+            await session.scalars(select(Counsellor.login).where(Counsellor.login.in_(logins)))
         )
-        return DevAccount("dev", password)
+        created = []
+        for login, display_name, role in DEV_ACCOUNTS:
+            if login in existing:
+                continue
+            password = secrets.token_urlsafe(12)
+            session.add(
+                Counsellor(
+                    login=login,
+                    display_name=display_name,
+                    password_hash=hash_password(password),
+                    role=role,
+                    team_id=team.id,
+                    created_at=clock.now(),
+                )
+            )
+            created.append(DevAccount(login, password))
+        return created
 
 
 async def create_account(

@@ -17,7 +17,7 @@ from lotse import migrate
 from lotse.bootstrap import ROLES, AccountError, DevAccount, bootstrap, create_account
 
 
-async def _prepare(settings: Settings) -> DevAccount | None:
+async def _prepare(settings: Settings) -> list[DevAccount]:
     engine = create_engine(settings.database_url)
     try:
         return await bootstrap(
@@ -41,8 +41,7 @@ def cmd_serve(settings: Settings) -> int:
     from lotse.app import create_app
 
     migrate.upgrade(settings.database_url)
-    account = asyncio.run(_prepare(settings))
-    if account is not None:
+    for account in asyncio.run(_prepare(settings)):
         # Printed once, to the operator's terminal only; it is never logged or shown again.
         print(
             f"Development account created: login '{account.login}', password '{account.password}'",

@@ -41,6 +41,9 @@ class RunningService:
     process: subprocess.Popen[str]
     stdout: Path
     stderr: Path
+    # The development directory editor (`dev-editor`), for the curation pages.
+    editor_login: str = ""
+    editor_password: str = ""
 
     def logs(self) -> str:
         return self.stdout.read_text() + self.stderr.read_text()
@@ -125,6 +128,9 @@ def service(
         match = re.search(r"login '([^']+)', password '([^']+)'", stdout.read_text())
         assert match, "the development account was not printed:\n" + running.logs()
         running.login, running.password = match.group(1), match.group(2)
+        editor = re.search(r"login '(dev-editor)', password '([^']+)'", stdout.read_text())
+        assert editor, "the development editor account was not printed:\n" + running.logs()
+        running.editor_login, running.editor_password = editor.group(1), editor.group(2)
         yield running
     finally:
         _stop(process)
