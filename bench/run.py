@@ -36,11 +36,19 @@ from sqlalchemy import event, func, select
 from sqlalchemy.engine import make_url
 
 from bot.engine import Inbound, Reply, Sender
+from core import keyring
 from core.models import Contact, Conversation, Message
 from core.settings import load_settings, new_secret
 from lotse.bootstrap import bootstrap
+from lotse.devkeys import give_national_team_keys
 from lotse.migrate import upgrade
-from lotse.runtime import Services, build_services, close_services
+from lotse.runtime import (
+    Services,
+    build_services,
+    close_services,
+    keep_startup_objects,
+    release_startup_objects,
+)
 from referral.api import refresh_referral_index
 
 POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/lotse_bench"
@@ -253,19 +261,38 @@ async def warm_up(services: Services) -> None:
     await chat.run(1, barrier, burst=False)
 
 
-async def verify(services: Services, chats: list[Chat], messages: int) -> Check:
+async def verify(
+    services: Services, chats: list[Chat], messages: int, keys: keyring.EpochSecrets
+) -> Check:
+    """Stored messages are sealed: they are opened with the bench's stand-in team keys, as a
+    member's browser would."""
     check = Check(chats=len(chats), expected=len(chats) * messages)
     wanted = {chat.pseudonym: chat for chat in chats}
     stored: dict[str, list[tuple[int, str]]] = defaultdict(list)
     async with services.sessions() as session:
         rows = await session.execute(
-            select(Contact.pseudonym, Message.seq, Message.body)
+            select(
+                Contact.pseudonym,
+                Message.seq,
+                Message.id,
+                Message.conversation_id,
+                Message.envelope,
+                Conversation.team_id,
+            )
             .join(Conversation, Conversation.contact_id == Contact.id)
             .join(Message, Message.conversation_id == Conversation.id)
             .where(Contact.channel == CHANNEL, Message.sender == "user")
             .order_by(Contact.pseudonym, Message.seq, Message.created_at)
         )
-        for pseudonym, seq, text in rows:
+        for pseudonym, seq, message_id, conversation_id, envelope, team_id in rows:
+            text = keyring.open_message(
+                transcript=keys.transcript,
+                team=str(team_id),
+                conversation=str(conversation_id),
+                message=str(message_id),
+                sender="user",
+                envelope=envelope,
+            )
             stored[pseudonym].append((seq, text))
         per_contact = await session.execute(
             select(Contact.pseudonym, func.count(Conversation.id))
@@ -350,7 +377,11 @@ async def run_backend(*, label: str, url: str, data_dir: Path, args: argparse.Na
     services = build_services(settings)
     try:
         await bootstrap(services.sessions, clock=services.clock, create_dev_account=False)
+        keys = await give_national_team_keys(services.sessions, clock=services.clock)
+        assert keys is not None, "a fresh database: the national team had no keys yet"
         await refresh_referral_index(services)
+        # Start-up is done here, as in lotse/app.py: the first user comes next.
+        keep_startup_objects()
         await warm_up(services)
         result.setup_seconds = time.perf_counter() - setup_started
         chats = [Chat(services, i, result) for i in range(args.chats)]
@@ -359,9 +390,10 @@ async def run_backend(*, label: str, url: str, data_dir: Path, args: argparse.Na
         with counting_errors() as errors:
             await asyncio.gather(*(chat.run(args.messages, barrier, args.burst) for chat in chats))
         result.sql_total = SqlCount(result.sql.statements, result.sql.checkouts)
-        result.check = await verify(services, chats, args.messages)
+        result.check = await verify(services, chats, args.messages, keys)
     finally:
         await close_services(services)
+        release_startup_objects()
     print_backend(result, errors.counts)
     return result
 

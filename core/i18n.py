@@ -31,17 +31,22 @@ class Catalogue:
         return template.format(**values) if values else template
 
 
-def load_catalogue(directory: Path = LOCALES_DIR, domain: str = "messages") -> Catalogue:
+def load_catalogue(directory: Path = LOCALES_DIR) -> Catalogue:
+    """Every .po file of a language, merged: `messages.po` for the interface, `cards.po` for
+    the longer info cards, so content editors and translators can work on them apart."""
     messages: dict[str, dict[str, str]] = {}
-    for po_path in sorted(directory.glob(f"*/LC_MESSAGES/{domain}.po")):
+    for po_path in sorted(directory.glob("*/LC_MESSAGES/*.po")):
         lang = po_path.parent.parent.name
         with po_path.open("rb") as handle:
             catalog = read_po(handle)
-        messages[lang] = {
-            str(message.id): str(message.string)
-            for message in catalog
-            if message.id and message.string
-        }
+        table = messages.setdefault(lang, {})
+        for message in catalog:
+            if not (message.id and message.string):
+                continue
+            key = str(message.id)
+            if key in table:
+                raise RuntimeError(f"{key!r} is in more than one {lang} catalogue file")
+            table[key] = str(message.string)
     if DEFAULT_LANGUAGE not in messages:
         raise RuntimeError(f"no {DEFAULT_LANGUAGE} catalogue in {directory}")
     return Catalogue(messages)

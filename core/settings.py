@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SECRET_FIELDS = ("pseudonym_pepper", "routing_key")
 _PLACEHOLDERS = {"", "change-me", "changeme", "change_me", "secret", "please-change", "xxx"}
+# Telegram allows 1-256 characters of A-Z, a-z, 0-9, _ and - in a webhook secret; we also insist
+# on a length that cannot be guessed (token_urlsafe(32) gives 43 characters).
+_WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{32,256}")
+_LOOPBACK_HOSTS = {"localhost"}
 
 
 class SettingsError(RuntimeError):
@@ -39,8 +46,20 @@ class Settings(BaseSettings):
     telegram_api_base: str = Field(
         default="https://api.telegram.org", validation_alias="TELEGRAM_API_BASE"
     )
-    # 30 messages/s is Telegram's documented global limit for bots; we stay just under it.
-    telegram_send_rate: float = Field(default=28.0, validation_alias="TELEGRAM_SEND_RATE")
+    # 30 messages/s is Telegram's documented global limit for bots; we stay just under it: at
+    # 29 a second carries at most 30 sends (the relay never makes up a missed slot), and a
+    # backlog drains at about 29/s. Above 30 every second would end in a 429 and a pause.
+    telegram_send_rate: float = Field(
+        default=29.0, gt=0, le=30, validation_alias="TELEGRAM_SEND_RATE"
+    )
+    # polling needs no public endpoint; webhook lets several processes share the bot.
+    telegram_mode: Literal["polling", "webhook"] = Field(
+        default="polling", validation_alias="TELEGRAM_MODE"
+    )
+    telegram_webhook_url: str | None = Field(default=None, validation_alias="TELEGRAM_WEBHOOK_URL")
+    telegram_webhook_secret: SecretStr | None = Field(
+        default=None, validation_alias="TELEGRAM_WEBHOOK_SECRET"
+    )
     pseudonym_pepper: SecretStr | None = Field(
         default=None, validation_alias="LOTSE_PSEUDONYM_PEPPER"
     )
@@ -54,6 +73,35 @@ class Settings(BaseSettings):
         default=12, validation_alias="LOTSE_SESSION_ABSOLUTE_HOURS"
     )
     create_dev_account: bool = Field(default=True, validation_alias="LOTSE_CREATE_DEV_ACCOUNT")
+    # Retention in days (core/retention.py): open conversations nobody wrote in are closed;
+    # closed ones are deleted with their transcript, notes and case keys; audit entries go.
+    retention_close_inactive_days: int = Field(
+        default=7, ge=1, validation_alias="LOTSE_RETENTION_CLOSE_INACTIVE_DAYS"
+    )
+    retention_delete_closed_days: int = Field(
+        default=90, ge=1, validation_alias="LOTSE_RETENTION_DELETE_CLOSED_DAYS"
+    )
+    retention_audit_days: int = Field(
+        default=365, ge=30, validation_alias="LOTSE_RETENTION_AUDIT_DAYS"
+    )
+    # The raw anonymous events behind the statistics go after this many months; published
+    # reports stay (core/statistics.py).
+    retention_statistics_months: int = Field(
+        default=24, ge=1, validation_alias="LOTSE_RETENTION_STATISTICS_MONTHS"
+    )
+    # The one period length statistics are published for: reports of two lengths could be
+    # subtracted from each other, so choose once (docs/statistics.md).
+    statistics_period: Literal["month", "quarter", "year"] = Field(
+        default="quarter", validation_alias="LOTSE_STATISTICS_PERIOD"
+    )
+    # After the bot showed offers, a user may ask to be asked after this many days whether they
+    # helped (core/followups.py).
+    followup_days: int = Field(default=14, ge=1, le=90, validation_alias="LOTSE_FOLLOWUP_DAYS")
+    # The public half of the organisation's offline recovery key (`lotse keys public PATH`):
+    # every team epoch is also wrapped to it. Without it, lost member keys mean lost data.
+    recovery_public_key: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_-]{43}$", validation_alias="LOTSE_RECOVERY_PUBLIC_KEY"
+    )
     log_level: str = Field(default="INFO", validation_alias="LOTSE_LOG_LEVEL")
 
     @property
@@ -63,6 +111,11 @@ class Settings(BaseSettings):
     @property
     def bot_token(self) -> str | None:
         return self.telegram_bot_token.get_secret_value() if self.telegram_bot_token else None
+
+    @property
+    def webhook_secret(self) -> str | None:
+        secret = self.telegram_webhook_secret
+        return secret.get_secret_value() if secret else None
 
     def secret_bytes(self, name: str) -> bytes:
         """Decode one of the base64 secrets; they are always present after `load_settings`."""
@@ -110,6 +163,57 @@ def _write_secrets_file(path: Path, values: Mapping[str, str]) -> None:
     os.chmod(path, 0o600)
 
 
+def _is_loopback(host: str) -> bool:
+    if host.lower() in _LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_webhook_settings(settings: Settings) -> None:
+    """Webhook mode needs a token, a public https URL and a secret, in every environment.
+
+    Without the secret anybody who finds the URL could post forged updates in a user's name.
+    """
+    if settings.telegram_mode != "webhook":
+        return
+    if not settings.bot_token:
+        raise SettingsError("TELEGRAM_MODE=webhook needs TELEGRAM_BOT_TOKEN.")
+    secret = settings.webhook_secret
+    if secret is None or secret.strip().lower() in _PLACEHOLDERS:
+        raise SettingsError(
+            "TELEGRAM_MODE=webhook needs TELEGRAM_WEBHOOK_SECRET (refused in every environment: "
+            "without it anybody could post forged updates). Generate one with: "
+            'python -c "import secrets;print(secrets.token_urlsafe(32))"'
+        )
+    if not _WEBHOOK_SECRET.fullmatch(secret):
+        raise SettingsError(
+            "TELEGRAM_WEBHOOK_SECRET must be 32 to 256 characters of A-Z, a-z, 0-9, _ and -. "
+            'Generate one with: python -c "import secrets;print(secrets.token_urlsafe(32))"'
+        )
+    url = urlsplit(settings.telegram_webhook_url or "")
+    secure = url.scheme == "https" or (url.scheme == "http" and _is_loopback(url.hostname or ""))
+    if not url.hostname or not secure:
+        raise SettingsError(
+            "TELEGRAM_MODE=webhook needs TELEGRAM_WEBHOOK_URL, the public https URL that "
+            "Telegram posts to, e.g. https://lotse.example.org/telegram/webhook "
+            "(plain http only to a loopback address, for a local Bot API server or tests)."
+        )
+
+
+def _invalid(error: ValidationError) -> SettingsError:
+    # Variable names and reasons only: the input values may be secrets.
+    problems = set()
+    for problem in error.errors():
+        name = str(problem["loc"][0]) if problem.get("loc") else "?"
+        if name in Settings.model_fields:
+            name = _env_name(name)
+        problems.add(f"{name}: {problem.get('msg', 'invalid')}")
+    return SettingsError("invalid settings: " + "; ".join(sorted(problems)))
+
+
 def new_secret() -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
 
@@ -120,7 +224,11 @@ def load_settings(**overrides: object) -> Settings:
     In production, a missing or placeholder secret stops start-up. Elsewhere the missing ones are
     generated once into `<data_dir>/secrets.env` (mode 0600) and reused on the next start.
     """
-    settings = Settings(**overrides)  # type: ignore[arg-type]
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise _invalid(error) from None
+    check_webhook_settings(settings)
     if not settings.database_url:
         settings.database_url = f"sqlite+aiosqlite:///{settings.data_dir / 'lotse.db'}"
     missing = [name for name in SECRET_FIELDS if _is_placeholder(getattr(settings, name))]

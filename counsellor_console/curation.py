@@ -30,7 +30,7 @@ from core.i18n import Catalogue
 from core.models import ConsoleSession, Counsellor
 from core.web import integrity_hashes, require_same_origin
 from counsellor_console.deps import get_services, optional_login
-from directory import curation, vocab
+from directory import curation, freshness, vocab
 from directory.curation import (
     EDITOR_ROLES,
     ChangePublic,
@@ -352,6 +352,8 @@ def create_router() -> APIRouter:
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.filters["de_date"] = lambda value: value.strftime("%d.%m.%Y")
     templates.env.filters["de_datetime"] = lambda value: value.strftime("%d.%m.%Y, %H:%M")
+    templates.env.globals["review_due"] = freshness.review_due
+    templates.env.globals["review_months"] = freshness.REVIEW_AFTER_MONTHS
     integrity = integrity_hashes(HERE / "static")
 
     def render(request: Request, name: str, status: int = 200, **context: Any) -> Response:
@@ -411,6 +413,22 @@ def create_router() -> APIRouter:
             q=q,
             status_filter=status,
             page=page,
+        )
+
+    @router.get("/review")
+    async def review_list(request: Request, login: Editor) -> Response:
+        """Offers and prisons not checked for more than twelve months, oldest first."""
+        services = get_services(request)
+        async with services.sessions() as session:
+            overdue = await freshness.overdue_records(session, clock=services.clock)
+        return render(
+            request,
+            "curation_review.html",
+            counsellor=login[0],
+            section="review",
+            overdue=overdue,
+            services_count=sum(item.kind == "service" for item in overdue),
+            prisons_count=sum(item.kind == "prison" for item in overdue),
         )
 
     @router.get("/services/{service_id}")

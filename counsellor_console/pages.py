@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -13,11 +15,19 @@ from bot.engine import NEEDS, ROLES
 from core.crypto import constant_time_equal, new_token
 from core.db import transaction
 from core.i18n import Catalogue
+from core.outcomes import OUTCOMES
+from core.ratelimit import attempt_key
 from core.web import integrity_hashes, require_same_origin
 from counsellor_console.auth import authenticate, end_session, start_session
-from counsellor_console.deps import get_services, optional_login, session_cookie_name
+from counsellor_console.deps import (
+    get_services,
+    optional_login,
+    session_cookie_name,
+    to_second_factor,
+)
 from referral.gazetteer import STATE_NAMES
 
+log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 LOGIN_CSRF_COOKIE = "lotse_login_csrf"
 
@@ -28,7 +38,42 @@ def _labels(catalogue: Catalogue) -> dict[str, dict[str, str]]:
         "roles": {r: catalogue.text("de", f"console.role.{r}") for r in ROLES},
         "needs": {n: catalogue.text("de", f"need.{n}") for n in NEEDS},
         "states": STATE_NAMES,
+        "availability": {
+            a: catalogue.text("de", f"console.availability.{a}")
+            for a in ("online", "away", "offline")
+        },
     }
+
+
+def _attempt_keys(request: Request, login: str) -> list[str]:
+    """The login name (guessing one account) first, then the address (trying many)."""
+    pepper = get_services(request).settings.secret_bytes("pseudonym_pepper")
+    address = request.client.host if request.client else "unknown"
+    return [
+        attempt_key(pepper, "login", login.strip().casefold()),
+        attempt_key(pepper, "address", address),
+    ]
+
+
+def _too_many(response: Response, wait: float) -> Response:
+    response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+    return response
+
+
+def _outcome_choices(catalogue: Catalogue) -> list[tuple[str, str]]:
+    """Checkboxes of the close form: results first, then the topics."""
+    choices = []
+    for code in OUTCOMES:
+        kind, _, need = code.partition(":")
+        label = (
+            catalogue.text(
+                "de", "console.outcome.topic", topic=catalogue.text("de", f"need.{need}")
+            )
+            if kind == "topic"
+            else catalogue.text("de", f"console.outcome.{code}")
+        )
+        choices.append((code, label))
+    return choices
 
 
 def create_router() -> APIRouter:
@@ -70,6 +115,12 @@ def create_router() -> APIRouter:
         cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
         if not cookie or not constant_time_equal(cookie, csrf):
             raise HTTPException(status_code=403, detail="missing or wrong CSRF token")
+        keys = _attempt_keys(request, login)
+        wait = max([await services.attempts.blocked_for(key) for key in keys])
+        if wait > 0:
+            return _too_many(
+                login_page(request, error="console.too_many_attempts", status=429), wait
+            )
         async with transaction(services.sessions) as session:
             counsellor = await authenticate(session, login=login, password=password)
             token = (
@@ -77,16 +128,11 @@ def create_router() -> APIRouter:
                 and (await start_session(session, counsellor=counsellor, clock=services.clock))[0]
             )
         if not token:
+            lock = max([await services.attempts.failed(key) for key in keys])
+            log.warning("console login failed", extra={"locked_seconds": round(lock)})
             return login_page(request, error="console.login_failed", status=401)
-        response = RedirectResponse("/console", status_code=303)
-        response.set_cookie(
-            session_cookie_name(services),
-            token,
-            httponly=True,
-            samesite="strict",
-            secure=services.settings.cookie_secure,
-            path="/",
-        )
+        await services.attempts.succeeded(keys[0])
+        response = to_second_factor(services, token)
         response.delete_cookie(LOGIN_CSRF_COOKIE, path="/console")
         return response
 
@@ -108,7 +154,9 @@ def create_router() -> APIRouter:
     async def console(request: Request) -> Response:
         login = await optional_login(request)
         if login is None:
-            return RedirectResponse("/console/login", status_code=303)
+            # A session waiting for its second factor is sent there; the page itself sends
+            # anyone without a session on to the login.
+            return RedirectResponse("/console/second-factor", status_code=303)
         counsellor, console_session = login
         return render(
             request,
@@ -116,6 +164,8 @@ def create_router() -> APIRouter:
             counsellor=counsellor,
             csrf=console_session.csrf_token,
             labels=_labels(get_services(request).catalogue),
+            outcomes=_outcome_choices(get_services(request).catalogue),
+            needs=[(n, get_services(request).catalogue.text("de", f"need.{n}")) for n in NEEDS],
         )
 
     return router

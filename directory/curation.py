@@ -17,9 +17,8 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import date, datetime
 from typing import Any, Generic, Literal, TypeVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy import select
@@ -29,6 +28,7 @@ from sqlalchemy.orm import selectinload
 from core.clock import Clock
 from core.i18n import Catalogue
 from core.models import Counsellor
+from directory.freshness import is_overdue, local_today, local_zone, review_cutoff
 from directory.io.store import prison_public, write_directory
 from directory.models import (
     DirectoryChange,
@@ -52,7 +52,6 @@ from directory.schemas import (
 )
 
 EDITOR_ROLES = frozenset({"directory_editor", "admin"})
-STALE_AFTER_DAYS = 365
 StatusFilter = Literal["all", "draft", "published", "stale"]
 EntityType = Literal["service", "prison"]
 _META = ("created_at", "updated_at")
@@ -61,43 +60,11 @@ _Item = TypeVar("_Item", bound=BaseModel)
 
 
 # -- time --------------------------------------------------------------------------------------
+# Today in Germany and the freshness rule live in directory.freshness; the names stay here for
+# the console and older callers.
 
-
-def _berlin() -> tzinfo:
-    try:
-        return ZoneInfo("Europe/Berlin")
-    except ZoneInfoNotFoundError:  # pragma: no cover - images without tz data
-        # Only the calendar date is taken from it: at worst "today" turns an hour late.
-        return UTC
-
-
-_BERLIN = _berlin()
-
-
-def local_zone() -> tzinfo:
-    """German local time, for showing when something changed."""
-    return _BERLIN
-
-
-def local_today(clock: Clock) -> date:
-    """Today in Germany: an editor who checks an entry at 00:30 checked it on that day."""
-    return clock.now().astimezone(_BERLIN).date()
-
-
-def stale_cutoff(today: date) -> date:
-    """Entries last checked before this date are stale.
-
-    "Older than twelve months" is counted as more than 365 days, not in calendar months, so the
-    rule needs no case for 29 February and is the same comparison in Python and in SQL. An entry
-    checked on 1 March 2026 is stale from 2 March 2027; when a 29 February lies in between (1 March
-    2027 -> 2028), it is stale from the anniversary itself, 1 March 2028.
-    """
-    return today - timedelta(days=STALE_AFTER_DAYS)
-
-
-def is_stale(assured_date: date, today: date) -> bool:
-    """The one staleness rule: the console's badge, its filter and the tests all use it."""
-    return assured_date < stale_cutoff(today)
+stale_cutoff = review_cutoff
+is_stale = is_overdue
 
 
 # -- errors ------------------------------------------------------------------------------------

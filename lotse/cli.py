@@ -1,20 +1,32 @@
-"""The `lotse` command: serve, migrate, account, directory."""
+"""The `lotse` command: serve, migrate, account, directory, keys, statistics."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
+import os
 import sys
 from pathlib import Path
 
-from core import logs
+from core import crypto, logs
 from core.clock import SystemClock
 from core.db import create_engine, create_sessionmaker, transaction
+from core.i18n import load_catalogue
 from core.settings import Settings, SettingsError, load_settings
+from core.statistics import PeriodOverlaps, StatisticsService, UnknownPeriod, report_csv
+from core.statistics import label as statistics_label
 from directory import io as directory_io
 from directory.progress import TerminalProgress
 from lotse import migrate
-from lotse.bootstrap import ROLES, AccountError, DevAccount, bootstrap, create_account
+from lotse.bootstrap import (
+    ROLES,
+    AccountError,
+    DevAccount,
+    bootstrap,
+    create_account,
+    invite_account,
+)
 
 
 async def _prepare(settings: Settings) -> list[DevAccount]:
@@ -43,8 +55,10 @@ def cmd_serve(settings: Settings) -> int:
     migrate.upgrade(settings.database_url)
     for account in asyncio.run(_prepare(settings)):
         # Printed once, to the operator's terminal only; it is never logged or shown again.
+        unlock = f", unlock passphrase '{account.passphrase}'" if account.passphrase else ""
         print(
-            f"Development account created: login '{account.login}', password '{account.password}'",
+            "Development account created: "
+            f"login '{account.login}', password '{account.password}'{unlock}",
             flush=True,
         )
     url = f"http://{settings.host}:{settings.port}"
@@ -89,6 +103,138 @@ async def _create_account(settings: Settings, args: argparse.Namespace) -> str:
         )
     finally:
         await engine.dispose()
+
+
+def cmd_account_keys(settings: Settings, args: argparse.Namespace) -> int:
+    """`account leave` and `account reset-keys`: both end what the account could unlock."""
+    from lotse import keyops
+
+    migrate.upgrade(settings.database_url)
+
+    async def run() -> str:
+        engine = create_engine(settings.database_url)
+        sessions = create_sessionmaker(engine)
+        try:
+            if args.action == "leave":
+                await keyops.leave(sessions, login=args.login)
+                return (
+                    f"'{args.login}' is disabled; sessions and key wraps are gone. A team lead's "
+                    "console starts the next key epoch when it is next unlocked."
+                )
+            had = await keyops.reset_keys(sessions, login=args.login)
+            return (
+                f"Member keys of '{args.login}' removed; they set up new ones at the next login "
+                "and wait for a team lead to release the team's keys."
+                if had
+                else f"'{args.login}' had no member keys."
+            )
+        finally:
+            await engine.dispose()
+
+    try:
+        print(asyncio.run(run()))
+    except AccountError as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_keys_recover(settings: Settings, args: argparse.Namespace) -> int:
+    """With the offline recovery key: the team's current key, wrapped for a member again."""
+    from lotse import keyops
+
+    passphrase = os.environ.get("LOTSE_RECOVERY_PASSPHRASE")
+    if passphrase is None and sys.stdin.isatty():
+        passphrase = getpass.getpass("Passphrase of the recovery key (empty: none): ")
+    try:
+        private = crypto.load_private_key_pem(
+            Path(args.path).read_bytes(), passphrase.encode() if passphrase else None
+        )
+    except (OSError, ValueError, TypeError) as error:
+        print(f"Error: cannot read the recovery key: {type(error).__name__}", file=sys.stderr)
+        return 1
+
+    async def run() -> int:
+        engine = create_engine(settings.database_url)
+        try:
+            return await keyops.recover(
+                create_sessionmaker(engine),
+                clock=SystemClock(),
+                team_slug=args.team,
+                login=args.member,
+                recovery_private=private,
+            )
+        finally:
+            await engine.dispose()
+
+    try:
+        epoch = asyncio.run(run())
+    except AccountError as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 1
+    print(f"The team key of epoch {epoch} is wrapped for '{args.member}' again.")
+    return 0
+
+
+def cmd_account_invite(settings: Settings, args: argparse.Namespace) -> int:
+    migrate.upgrade(settings.database_url)
+    try:
+        token = asyncio.run(_invite(settings, args))
+    except AccountError as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 1
+    # Imported here, as bootstrap does: the console's auth module is slow to load for a CLI.
+    from counsellor_console.auth import invitation_url
+
+    # The link is the credential: printed once, stored as a digest, valid for 7 days.
+    print(f"Invitation for '{args.display_name}' ({args.role}), valid 7 days:")
+    print(f"  {invitation_url(args.base_url, token)}")
+    return 0
+
+
+async def _invite(settings: Settings, args: argparse.Namespace) -> str:
+    engine = create_engine(settings.database_url)
+    try:
+        return await invite_account(
+            create_sessionmaker(engine),
+            clock=SystemClock(),
+            display_name=args.display_name,
+            role=args.role,
+            team_slug=args.team,
+        )
+    finally:
+        await engine.dispose()
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    """Offline key work; needs no configuration, so it runs on a machine without the service."""
+    passphrase = os.environ.get("LOTSE_RECOVERY_PASSPHRASE")
+    if passphrase is None and sys.stdin.isatty():
+        passphrase = getpass.getpass("Passphrase for the recovery key (empty: none): ")
+    secret = passphrase.encode() if passphrase else None
+    path = Path(args.path)
+    if args.action == "recovery":
+        if path.exists():
+            print(f"Error: {path} exists; a recovery key is never overwritten", file=sys.stderr)
+            return 1
+        private, public = crypto.new_x25519()
+        # Owner-only from the first byte: the file is the key that can open everything.
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(crypto.private_key_pem(private, secret))
+        print(f"Recovery private key written to {path} (mode 0600). Keep it offline.")
+        if not secret:
+            print("It has no passphrase: store it on encrypted media only.")
+    else:
+        try:
+            private = crypto.load_private_key_pem(path.read_bytes(), secret)
+        except (OSError, ValueError, TypeError) as error:
+            print(f"Error: cannot read the recovery key: {type(error).__name__}", file=sys.stderr)
+            return 1
+        public = crypto.x25519_public_raw(private)
+    # Only the public half goes to the service (LOTSE_RECOVERY_PUBLIC_KEY).
+    print(f"Recovery public key: {crypto.b64url(public)}")
+    return 0
 
 
 def _counts(counts: dict[str, int]) -> str:
@@ -145,6 +291,53 @@ def _directory_action(settings: Settings, args: argparse.Namespace) -> str:
     return f"Exported to {path}: {_counts(counts)}."
 
 
+async def _statistics(settings: Settings, args: argparse.Namespace) -> str:
+    """The same published reports the dashboard shows: `list`, or `export` one period (it is
+    published, once, if it was not yet)."""
+    engine = create_engine(settings.database_url)
+    try:
+        stats = StatisticsService(
+            sessions=create_sessionmaker(engine),
+            clock=SystemClock(),
+            granularity=settings.statistics_period,
+        )
+        if args.action == "list":
+            periods = [p.key for p in await stats.periods()]
+            running = f"running: {stats.current().key} (published once it is complete)"
+            return "\n".join([*periods, running]) if periods else f"No completed period; {running}"
+        report = await stats.report(stats.parse(args.period))
+    finally:
+        await engine.dispose()
+    if args.format == "json":
+        return report.model_dump_json(indent=2)
+    catalogue = load_catalogue()
+    return report_csv(
+        report, label=lambda d, v: statistics_label(catalogue, args.lang, d, v)
+    ).rstrip("\r\n")
+
+
+def cmd_statistics(settings: Settings, args: argparse.Namespace) -> int:
+    migrate.upgrade(settings.database_url)
+    try:
+        text = asyncio.run(_statistics(settings, args))
+    except UnknownPeriod as error:
+        print(
+            f"Error: {error} is not a completed {settings.statistics_period} "
+            "(e.g. 2026-Q3, 2026-11 or 2026, as LOTSE_STATISTICS_PERIOD says).",
+            file=sys.stderr,
+        )
+        return 2
+    except PeriodOverlaps as error:
+        print(f"Error: a report of another period length ({error}) covers it.", file=sys.stderr)
+        return 2
+    if getattr(args, "output", None):
+        Path(args.output).write_text(text + "\n", encoding="utf-8")
+        print(f"Wrote {args.output}.")
+    else:
+        print(text)
+    return 0
+
+
 def cmd_directory(settings: Settings, args: argparse.Namespace) -> int:
     try:
         print(_directory_action(settings, args))
@@ -188,18 +381,70 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("--display-name", default=None)
     create.add_argument("--role", choices=ROLES, default="counsellor")
     create.add_argument("--team", default="bundesweit", help="team slug (default: bundesweit)")
+    invite = account_sub.add_parser(
+        "invite", help="make a one-time link (7 days) with which a person sets up an account"
+    )
+    invite.add_argument("display_name", help="the name colleagues see, e.g. 'Anna (Caritas)'")
+    invite.add_argument("--role", choices=ROLES, default="counsellor")
+    invite.add_argument("--team", default="bundesweit", help="team slug (default: bundesweit)")
+    invite.add_argument(
+        "--base-url",
+        default=None,
+        help="the console's public address (default: http://LOTSE_HOST:LOTSE_PORT)",
+    )
+    leave = account_sub.add_parser(
+        "leave", help="a member leaves: disabled, sessions and key wraps gone, new epoch due"
+    )
+    leave.add_argument("login")
+    reset = account_sub.add_parser(
+        "reset-keys", help="for a lost unlock passphrase: remove the member's keys and wraps"
+    )
+    reset.add_argument("login")
     _directory_parser(sub)
+    keys = sub.add_parser("keys", help="offline keys: the organisation's recovery key")
+    keys_sub = keys.add_subparsers(dest="action", required=True)
+    recovery = keys_sub.add_parser(
+        "recovery", help="make the recovery key pair: private key to PATH, public key printed"
+    )
+    recovery.add_argument("path")
+    show = keys_sub.add_parser("public", help="print the public half of the recovery key at PATH")
+    show.add_argument("path")
+    recover = keys_sub.add_parser(
+        "recover", help="with the recovery key at PATH: wrap a team's key for a member again"
+    )
+    recover.add_argument("path")
+    recover.add_argument("--team", required=True, help="team slug")
+    recover.add_argument("--member", required=True, help="login of a member with new keys")
+    statistics = sub.add_parser("statistics", help="the published monitoring statistics")
+    stats_sub = statistics.add_subparsers(dest="action", required=True)
+    stats_sub.add_parser("list", help="the completed periods, newest first")
+    export = stats_sub.add_parser("export", help="one period's protected tables")
+    export.add_argument("period", help="e.g. 2026-Q3 (LOTSE_STATISTICS_PERIOD says which kind)")
+    export.add_argument("--format", choices=("csv", "json"), default="csv")
+    export.add_argument("--lang", choices=("de", "en"), default="de", help="names in the CSV")
+    export.add_argument("--output", help="write to this file instead of printing")
     args = parser.parse_args(argv)
+    if args.command == "keys" and args.action != "recover":
+        return cmd_keys(args)
     try:
         settings = load_settings()
     except SettingsError as error:
         print(f"Configuration error: {error}", file=sys.stderr)
         return 2
     logs.configure(settings.log_level)
+    if args.command == "account" and args.action == "invite":
+        args.base_url = args.base_url or f"http://{settings.host}:{settings.port}"
+        return cmd_account_invite(settings, args)
+    if args.command == "keys":
+        return cmd_keys_recover(settings, args)
+    if args.command == "account" and args.action in ("leave", "reset-keys"):
+        return cmd_account_keys(settings, args)
     if args.command == "account":
         return cmd_account_create(settings, args)
     if args.command == "directory":
         return cmd_directory(settings, args)
+    if args.command == "statistics":
+        return cmd_statistics(settings, args)
     commands = {"serve": cmd_serve, "migrate": cmd_migrate}
     return commands[args.command](settings)
 

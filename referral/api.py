@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
+from core.i18n import DEFAULT_LANGUAGE, Catalogue
 from referral import gazetteer
 from referral.index import MAX_AGE, InvalidQuery, ReferralIndex, ReferralIndexHolder, UnknownPrison
 from referral.records import DELIVERY, NEEDS
@@ -52,7 +53,10 @@ TEXT = (
     "Free text in German or English (slang and typos are fine); it is mapped to need codes, "
     "returned as `needs_from_text`. Never logged."
 )
-LANG = "Preferred language (ISO 639-1); offers in it rank higher."
+LANG = (
+    "Preferred language (ISO 639-1); offers in it rank higher. `reason_text` is written in it "
+    "when it is de or en, otherwise (and without lang) in German."
+)
 PRISON = "The parent's prison (slug or id): adds the prison's visit rules and offers near it."
 DELIVERY_DOC = "Preferred delivery modes, comma-separated: " + ", ".join(DELIVERY) + "."
 LIMIT = "How many offers to return (a nationwide fallback is always among them)."
@@ -111,7 +115,13 @@ def get_referral_index(request: Request) -> ReferralIndex:
     return index
 
 
+def get_catalogue(request: Request) -> Catalogue:
+    catalogue: Catalogue = request.app.state.services.catalogue
+    return catalogue
+
+
 IndexDep = Annotated[ReferralIndex, Depends(get_referral_index)]
+CatalogueDep = Annotated[Catalogue, Depends(get_catalogue)]
 
 
 def create_router() -> APIRouter:
@@ -128,6 +138,7 @@ def create_router() -> APIRouter:
     )
     async def referrals(
         index: IndexDep,
+        catalogue: CatalogueDep,
         postcode: PostcodeParam = None,
         role: RoleParam = None,
         age: AgeParam = None,
@@ -141,6 +152,7 @@ def create_router() -> APIRouter:
         try:
             return find_referrals(
                 index=index,
+                catalogue=catalogue,
                 postcode=postcode,
                 role=role,
                 age=age,
@@ -160,6 +172,7 @@ def create_router() -> APIRouter:
 def find_referrals(
     *,
     index: ReferralIndex,
+    catalogue: Catalogue,
     postcode: str | None,
     role: str | None,
     age: int | None,
@@ -170,8 +183,9 @@ def find_referrals(
     delivery: str | None,
     limit: int,
 ) -> ReferralPublic:
-    """Parses the raw query values and ranks; every input problem is an `InvalidQuery`."""
-    area = _area(postcode)
+    """Parses the raw query values and ranks; every input problem is an `InvalidQuery`.
+    The reason lines are in `language` where the catalogue has it, else in German."""
+    area = area_for(postcode)
     try:
         result = index.search(
             area=area,
@@ -191,10 +205,11 @@ def find_referrals(
         if area is None
         else AreaPublic(federal_state=area.federal_state, precision=area.precision)
     )
-    return ReferralPublic.from_referral(result, area=public_area)
+    lang = language if language in catalogue.languages else DEFAULT_LANGUAGE
+    return ReferralPublic.from_referral(result, area=public_area, catalogue=catalogue, lang=lang)
 
 
-def _area(postcode: str | None) -> gazetteer.Area | None:
+def area_for(postcode: str | None) -> gazetteer.Area | None:
     if postcode is None or not postcode.strip():
         return None
     try:

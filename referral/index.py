@@ -9,9 +9,10 @@ online offers sit in short lists of their own. No query loops over all offers in
 
 A query: hard filters first (target group for the role, age within min/max, coverage), then a
 score (need match, distance decay, language, delivery), sorted, one location per service, and a
-nationwide phone or online offer always among the results. With the parent's prison, offers near
-the prison (visit support, or linked to that prison) come as a second list. Every match carries
-a `Reason` made of codes and numbers; callers render it through the translation catalogue.
+nationwide offer always among the results (one with a phone number when no other result has
+one). With the parent's prison, offers near the prison (visit support, or linked to that
+prison) come as a second list. Every match carries a `Reason` made of codes and numbers;
+callers render it through the translation catalogue (referral/cards.py).
 """
 
 from __future__ import annotations
@@ -160,6 +161,7 @@ class _Columns:
     lon: FloatArray
     cos_lat: FloatArray
     radius_km: FloatArray
+    phone: npt.NDArray[np.bool_]
     service: npt.NDArray[np.int32]
     tiebreak: npt.NDArray[np.int32]
 
@@ -399,18 +401,28 @@ class ReferralIndex:
     def _for_user(
         self, query: _Query, area: Area | None, limit: int
     ) -> list[tuple[int, float, float]]:
-        """(row, score, distance) of the best offers, with the best nationwide phone or online
-        offer in the last place when none made it on its own: someone should always have a
-        number to call."""
+        """(row, score, distance) of the best offers. The last place goes to a fitting
+        nationwide offer when none made it on its own, and to a fitting nationwide offer with a
+        phone number when the other places have no number: an online-only list leaves a child
+        without a number to call, and a local list fails whoever cannot go there."""
         scored = self._scored_for_user(query, area)
         top = self._best(scored, limit)
-        if self._nationwide_rows(top.rows).any():
+        has_nationwide = bool(self._nationwide_rows(top.rows).any())
+        if has_nationwide and self._cols.phone[top.rows].any():
             return top.picks()
+        kept = top.take(slice(limit - 1))
         elsewhere = ~np.isin(self._cols.service[scored.rows], self._cols.service[top.rows])
-        fallback = self._best(scored.take(self._nationwide_rows(scored.rows) & elsewhere), 1)
+        candidates = self._nationwide_rows(scored.rows) & elsewhere
+        if not self._cols.phone[kept.rows].any():
+            callable_ = candidates & self._cols.phone[scored.rows]
+            if callable_.any():
+                candidates = callable_
+            elif has_nationwide:
+                return top.picks()
+        fallback = self._best(scored.take(candidates), 1)
         if not len(fallback):
             return top.picks()
-        return [*top.picks()[: limit - 1], *fallback.picks()]
+        return [*kept.picks(), *fallback.picks()]
 
     def _scored_for_user(self, query: _Query, area: Area | None) -> _Scored:
         parts = [self._nationwide]
@@ -632,6 +644,7 @@ def _columns(records: Sequence[OfferRecord], languages: dict[str, int]) -> _Colu
         lon=lon,
         cos_lat=np.cos(lat),
         radius_km=radius,
+        phone=np.array([bool(r.phone) for r in records], dtype=bool),
         service=np.array(
             [services.setdefault(r.service_id, len(services)) for r in records], dtype=np.int32
         ),

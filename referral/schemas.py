@@ -1,7 +1,9 @@
-"""What the referral API returns: codes and numbers, never rendered text.
+"""What the referral API returns: codes and numbers, plus one rendered line per offer.
 
-Display text (why an offer fits, need and role labels) comes from the translation catalogue on
-the client side, keyed by the codes here, so one answer serves every language.
+The reason comes twice: as codes (`reason`) for clients that render it themselves from the
+translation catalogue, and as the one-line text the bot shows (`reason_text`, rendered by
+`referral.cards.reason_line` in the request's language), so a simple client shows what a user
+of the bot would read.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from core.i18n import Catalogue
+from referral.cards import reason_line
 from referral.index import Match, Referral
 from referral.records import PrisonRecord
 
@@ -71,9 +75,14 @@ class OfferMatchPublic(BaseModel):
     last_checked: date = Field(description="When an editor last confirmed the offer.")
     score: float = Field(description="Ranking score; only the order means something.")
     reason: ReasonPublic
+    reason_text: str = Field(
+        description="The reason as one line in the request's language (`lang`: de or en; "
+        "German for any other).",
+        examples=["12 km · für Jugendliche · Besuche und Kontakt"],
+    )
 
     @classmethod
-    def from_match(cls, match: Match) -> OfferMatchPublic:
+    def from_match(cls, match: Match, *, reason_text: str) -> OfferMatchPublic:
         offer, reason = match.offer, match.reason
         return cls(
             service_id=offer.service_id,
@@ -103,6 +112,7 @@ class OfferMatchPublic(BaseModel):
                 state=reason.state,
                 linked_prison=reason.linked_prison,
             ),
+            reason_text=reason_text,
         )
 
 
@@ -194,8 +204,9 @@ class ReferralPublic(BaseModel):
         description="The needs read from the free text `q` alone.", examples=[["money"]]
     )
     matches: list[OfferMatchPublic] = Field(
-        description="Best first, one place per service; a nationwide phone or online offer is "
-        "always among them when one fits the role and age."
+        description="Best first, one place per service; a nationwide offer is always among them "
+        "when one fits the role and age, and one with a phone number when none of the others "
+        "has one and such an offer fits."
     )
     prison: PrisonPublic | None = Field(description="The parent's prison, when one was given.")
     near_prison: list[OfferMatchPublic] = Field(
@@ -204,14 +215,21 @@ class ReferralPublic(BaseModel):
     )
 
     @classmethod
-    def from_referral(cls, referral: Referral, *, area: AreaPublic | None) -> ReferralPublic:
+    def from_referral(
+        cls, referral: Referral, *, area: AreaPublic | None, catalogue: Catalogue, lang: str
+    ) -> ReferralPublic:
+        def public(match: Match) -> OfferMatchPublic:
+            return OfferMatchPublic.from_match(
+                match, reason_text=reason_line(catalogue, lang, match)
+            )
+
         return cls(
             area=area,
             needs=list(referral.needs),
             needs_from_text=list(referral.needs_from_text),
-            matches=[OfferMatchPublic.from_match(m) for m in referral.matches],
+            matches=[public(m) for m in referral.matches],
             prison=PrisonPublic.from_record(referral.prison) if referral.prison else None,
-            near_prison=[OfferMatchPublic.from_match(m) for m in referral.near_prison],
+            near_prison=[public(m) for m in referral.near_prison],
         )
 
 

@@ -10,16 +10,19 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.clock import FakeClock
+from core.conversations import NATIONAL
 from core.db import Base
+from core.models import Team
 from core.settings import Settings, load_settings, new_secret
 from lotse import migrate
 from lotse.bootstrap import bootstrap
 from lotse.runtime import Services, build_services, close_services
 from referral.api import refresh_referral_index
+from tests.keyring import give_team_keys
 
 TEST_DATABASE_URL = os.environ.get("LOTSE_TEST_DATABASE_URL")
 TEST_REDIS_URL = os.environ.get("LOTSE_TEST_REDIS_URL")
@@ -97,6 +100,11 @@ async def services(settings: Settings, clock: FakeClock) -> AsyncIterator[Servic
     if services.redis is not None:
         await services.redis.flushdb()
     await bootstrap(services.sessions, clock=clock, create_dev_account=False)
+    # The national team holds keys, as a lead's browser would have made them: without any,
+    # no conversation could be stored (tests/keyring.py reads what the server sealed).
+    async with services.sessions() as session:
+        national = await session.scalar(select(Team.id).where(Team.slug == NATIONAL))
+    await give_team_keys(services, national)
     await refresh_referral_index(services)
     yield services
     await close_services(services)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.types import (
     CallbackQuery,
     ErrorEvent,
@@ -43,6 +43,11 @@ async def _answer(message: Message, replies: list[Reply]) -> None:
 
 
 def _inbound(message: Message) -> Inbound:
+    """Text, a command or a shared location; anything else (photos, voice, stickers, files,
+    contacts) is answered kindly and goes no further: the engine never sees its content."""
+    if message.location is not None and message.venue is None:
+        location = message.location
+        return Inbound("location", f"{location.latitude},{location.longitude}")
     text = message.text
     if text is None:
         return Inbound("unsupported")
@@ -73,27 +78,48 @@ async def on_callback(
         )
 
 
-async def on_error(event: ErrorEvent, catalogue: Catalogue) -> bool:
-    """Any failure gets a friendly reply; the log names the error type, never the content."""
+async def on_error(
+    event: ErrorEvent, catalogue: Catalogue, engine: ConversationEngine, identities: Identities
+) -> bool:
+    """Any failure gets a friendly reply, in the user's language; the log names the error type,
+    never the content."""
     log.error(
         "update handling failed",
         exc_info=(type(event.exception), event.exception, event.exception.__traceback__),
     )
-    message = event.update.message or (
-        event.update.callback_query.message if event.update.callback_query else None
-    )
+    update = event.update
+    message = update.message or (update.callback_query.message if update.callback_query else None)
+    user = update.message.from_user if update.message else None
+    if user is None and update.callback_query is not None:
+        user = update.callback_query.from_user
     if message is not None and message.chat.type == "private":
         try:
-            await message.bot.send_message(message.chat.id, catalogue.text("de", "error.generic"))  # type: ignore[union-attr]
+            lang = "de"
+            if user is not None:
+                pseudonym = identities.pseudonym(channel=CHANNEL, identifier=str(user.id))
+                lang = await engine.language(pseudonym=pseudonym)
+            text = catalogue.text(lang, "error.generic")
+            await message.bot.send_message(message.chat.id, text)  # type: ignore[union-attr]
         except Exception:  # noqa: BLE001 - reporting the failure must not fail again
             log.warning("could not tell the user about the failure")
     return True
 
 
+# Coroutines rather than magic filters (F.chat.type == "private"): aiogram runs a filter that
+# is a plain callable, a magic filter included, in a worker thread (asyncio.to_thread), one
+# thread hop per update and filter, a quarter of the dispatcher's own cost per update.
+async def private_message(message: Message) -> bool:
+    return message.chat.type == "private"
+
+
+async def private_callback(query: CallbackQuery) -> bool:
+    return query.message is not None and query.message.chat.type == "private"
+
+
 def create_router() -> Router:
     router = Router(name="telegram")
-    router.message.filter(F.chat.type == "private")
-    router.callback_query.filter(F.message.chat.type == "private")
+    router.message.filter(private_message)
+    router.callback_query.filter(private_callback)
     router.message.register(on_message)
     router.callback_query.register(on_callback)
     router.errors.register(on_error)

@@ -11,10 +11,12 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramServerError,
 )
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from cryptography.exceptions import InvalidTag
 
+from bot.telegram.pacing import relayed
 from core.identity import Identities
-from core.relay import DeliveryError
+from core.relay import Buttons, DeliveryError
 from core.schemas import ContactRoute
 
 
@@ -23,7 +25,7 @@ class TelegramSender:
         self._bot = bot
         self._identities = identities
 
-    async def send(self, *, route: ContactRoute, text: str) -> None:
+    async def send(self, *, route: ContactRoute, text: str, buttons: Buttons = ()) -> None:
         if route.chat_ref is None:
             raise DeliveryError("no_route", permanent=True)
         try:
@@ -32,7 +34,10 @@ class TelegramSender:
             # A changed routing key or a tampered row: this reply cannot be routed, say so.
             raise DeliveryError("no_route", permanent=True) from None
         try:
-            await self._bot.send_message(chat_id, text, parse_mode=None)
+            with relayed():  # its slot is taken already: the answers' pacing lets it pass
+                await self._bot.send_message(
+                    chat_id, text, parse_mode=None, reply_markup=_markup(buttons)
+                )
         except TelegramRetryAfter as error:
             raise DeliveryError("retry_after", retry_after=float(error.retry_after)) from None
         except TelegramForbiddenError:
@@ -43,3 +48,13 @@ class TelegramSender:
             raise DeliveryError("transient") from None
         except TelegramAPIError:
             raise DeliveryError("rejected", permanent=True) from None
+
+
+def _markup(buttons: Buttons) -> InlineKeyboardMarkup | None:
+    if not buttons:
+        return None
+    rows = [
+        [InlineKeyboardButton(text=label, callback_data=action) for label, action in row]
+        for row in buttons
+    ]
+    return InlineKeyboardMarkup(inline_keyboard=rows)

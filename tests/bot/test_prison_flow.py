@@ -60,6 +60,7 @@ async def test_other_needs_also_offer_the_prison_question_after_the_results(serv
     assert labels(replies[-1:]) == [
         "Mit jemandem schreiben",
         "Infos zu einem Gefängnis",
+        "Zurück",
         "Neu starten",
     ]
 
@@ -197,7 +198,7 @@ async def test_offers_near_the_prison_say_nahe_der_jva(services):
     near = texts(replies)[intro + 1 : -1]
     assert near, "at least one offer near the prison"
     group = next(card for card in near if card.startswith(group_name))
-    assert group.split("\n")[2].startswith("0 km · nahe der JVA · für Jugendliche")
+    assert group.split("\n")[2].startswith("unter 1 km · nahe der JVA · für Jugendliche")
     assert all(" · nahe der JVA" in card.split("\n")[2] for card in near)
     assert all("Stand:" in card and "Quelle:" in card for card in near)
 
@@ -235,7 +236,7 @@ async def test_a_prison_gone_from_the_directory_is_dropped_not_an_error(services
     await walk(services, who, [("command", "start"), ("action", "role:teen")])
     await states.set(who.pseudonym, {**await states.get(who.pseudonym), "prison": "jva-gone"})
     replies = await walk(services, who, [("action", "postcode:skip"), ("action", "need:visits")])
-    assert replies[0].text == "Das hier könnte zu dir passen:"
+    assert replies[1].text.startswith("Unten findest du Angebote"), "after the info card"
     assert "prison" not in await states.get(who.pseudonym)
     stale = await walk(services, who, [("action", "prison:jva-gone")])
     assert "älteren Nachricht" in stale[0].text

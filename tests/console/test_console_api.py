@@ -3,6 +3,7 @@ import asyncio
 from bot.webchat.sender import webchat_channel
 from tests.console.conftest import BASE, login
 from tests.helpers import add_counsellor, add_team
+from tests.keyring import keyring_of
 
 
 async def start_web_chat(client):
@@ -179,7 +180,7 @@ async def test_unknown_user_html_is_stored_as_text(client, services, counsellor)
     await login(client, "anna")
     conversation_id = (await client.get("/api/v1/console/queue")).json()[0]["id"]
     detail = (await client.get(f"/api/v1/console/conversations/{conversation_id}")).json()
-    assert detail["messages"][0]["body"] == "<img src=x onerror=alert(1)>"
+    assert keyring_of(services).open(detail["messages"][0]) == "<img src=x onerror=alert(1)>"
     assert BASE.startswith("https")
 
 

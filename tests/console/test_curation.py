@@ -9,10 +9,12 @@ from html.parser import HTMLParser
 from urllib.parse import urlencode
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from sqlalchemy import delete, func, select, update
 
+from core import crypto, keyring
 from core.db import transaction
-from core.models import Counsellor
+from core.models import Counsellor, MemberKeys, TeamEpoch, TeamKeyWrap, TeamRoster
 from directory import curation
 from directory.models import DirectoryChange, Phone, Prison, Service
 from directory.schemas import PhoneLine, ServiceUpdate
@@ -382,11 +384,12 @@ async def test_a_withdrawn_prison_leaves_the_bot_and_a_check_records_its_source(
 # -- staleness ---------------------------------------------------------------------------------
 
 
-def test_stale_means_more_than_365_days_with_the_leap_year_rule():
+def test_stale_means_more_than_12_calendar_months():
     assert not curation.is_stale(date(2026, 3, 1), date(2027, 3, 1))
     assert curation.is_stale(date(2026, 3, 1), date(2027, 3, 2))
-    # With 29 February in between, the anniversary is day 366 already.
-    assert curation.is_stale(date(2027, 3, 1), date(2028, 3, 1))
+    # Calendar months: a 29 February in between changes nothing (directory.freshness).
+    assert not curation.is_stale(date(2027, 3, 1), date(2028, 3, 1))
+    assert curation.is_stale(date(2027, 3, 1), date(2028, 3, 2))
     assert not curation.is_stale(date(2026, 11, 21), date(2026, 1, 15)), "future dates are fresh"
 
 
@@ -405,7 +408,7 @@ async def test_the_stale_filter_follows_the_clock(client, services, editor):
     stale = await client.get(BASE, params={"status": "stale"})
     assert "Gefundene Einträge: 1" in stale.text
     assert "Angehörigencafé" in stale.text
-    assert "Veraltet (zuletzt geprüft 15.01.2026)" in stale.text
+    assert "Seit über 12 Monaten nicht geprüft (zuletzt 15.01.2026)" in stale.text
     async with services.sessions() as session:
         today = curation.local_today(services.clock)
         found = await curation.search_services(session, status_filter="stale", today=today)
@@ -555,11 +558,47 @@ async def test_unknown_or_malformed_addresses_get_a_page_not_a_stack_trace(
 
 
 async def test_development_start_creates_a_counsellor_and_a_directory_editor(services):
+    # A fresh development database: the national team has no keys until the dev lead's exist.
+    async with transaction(services.sessions) as session:
+        for table in (TeamRoster, TeamEpoch):
+            await session.execute(delete(table))
     created = await bootstrap(services.sessions, clock=services.clock, create_dev_account=True)
-    assert [(a.login, bool(a.password)) for a in created] == [("dev", True), ("dev-editor", True)]
+    assert [(a.login, bool(a.password), bool(a.passphrase)) for a in created] == [
+        ("dev", True, True),
+        ("dev-lead", True, True),
+        ("dev-editor", True, False),
+    ]
     async with services.sessions() as session:
         roles = dict((await session.execute(select(Counsellor.login, Counsellor.role))).all())
-    assert roles == {"dev": "counsellor", "dev-editor": "directory_editor"}
+        ids = dict((await session.execute(select(Counsellor.login, Counsellor.id))).all())
+        [epoch] = (await session.scalars(select(TeamEpoch))).all()
+        [roster] = (await session.scalars(select(TeamRoster))).all()
+        wraps = (await session.scalars(select(TeamKeyWrap))).all()
+        blob = (await session.get(MemberKeys, ids["dev"])).wrapped
+    assert roles == {
+        "dev": "counsellor",
+        "dev-lead": "team_lead",
+        "dev-editor": "directory_editor",
+    }
+    # Epoch 1 as the lead's browser would make it: signed by dev-lead, wrapped for both, and
+    # the keys open with the printed passphrase.
+    team = str(epoch.team_id)
+    latest = keyring.check_roster_chain(
+        [{"roster": roster.roster, "signature": roster.signature}], team=team, epoch=1
+    )
+    assert latest["signer"] == str(ids["dev-lead"])
+    assert {w.counsellor_id for w in wraps} == {ids["dev"], ids["dev-lead"]}
+    pkcs8 = crypto.unwrap_member_key(
+        owner=str(ids["dev"]), kind="x25519", passphrase=created[0].passphrase, stored=blob
+    )
+    private = serialization.load_der_private_key(pkcs8, password=None)
+    [mine] = [w for w in wraps if w.counsellor_id == ids["dev"]]
+    team_key = keyring.open_team_key(
+        private=private, team=team, member=str(ids["dev"]), envelope=mine.envelope
+    )
+    keyring.open_transcript_key(
+        team_key=team_key, team=team, epoch=1, envelope=epoch.wrapped_transcript_key
+    )
     again = await bootstrap(services.sessions, clock=services.clock, create_dev_account=True)
     assert again == []
 
@@ -567,6 +606,8 @@ async def test_development_start_creates_a_counsellor_and_a_directory_editor(ser
         await session.execute(delete(Counsellor).where(Counsellor.login == "dev-editor"))
     added = await bootstrap(services.sessions, clock=services.clock, create_dev_account=True)
     assert [a.login for a in added] == ["dev-editor"], "an older dev database gets the editor"
+    async with services.sessions() as session:
+        assert len((await session.scalars(select(TeamEpoch))).all()) == 1, "keys made once"
 
     await add_account(services, "real", "counsellor")
     async with transaction(services.sessions) as session:

@@ -5,6 +5,7 @@ import pytest
 from core.conversations import ConversationClosed, ConversationNotFound, Profile
 from core.events import team_channel
 from tests.helpers import add_counsellor, add_team
+from tests.keyring import keyring_of
 
 
 async def handover(services, name, *, state=None, lang="de"):
@@ -59,7 +60,8 @@ async def test_claim_reply_and_user_messages_keep_their_order(services, clock):
     detail = await services.conversations.get_conversation(
         conversation_id=conversation_id, counsellor=counsellor
     )
-    assert [(m.seq, m.sender, m.body) for m in detail.messages] == [
+    ring = keyring_of(services)
+    assert [(m.seq, m.sender, ring.open(m)) for m in detail.messages] == [
         (1, "user", "eins"),
         (2, "counsellor", "zwei"),
         (3, "user", "drei"),
@@ -98,7 +100,8 @@ async def test_user_message_without_open_conversation_is_refused(services):
 async def test_new_messages_are_published_to_the_team(services):
     pseudonym, result = await handover(services, "a")
     async with services.bus.subscribe(team_channel(result.conversation.team_id)) as events:
-        await services.conversations.record_user_message(pseudonym=pseudonym, text="live")
+        await services.conversations.record_user_message(pseudonym=pseudonym, text="live-Kanarie")
         event = await asyncio.wait_for(events.get(), timeout=5)
     assert event["type"] == "message.created"
-    assert event["message"]["body"] == "live"
+    assert keyring_of(services).open(event["message"]) == "live-Kanarie"
+    assert "Kanarie" not in str(event), "events carry the sealed envelope only"

@@ -9,6 +9,7 @@ from bot.engine import Inbound, Sender
 from core.conversations import Profile
 from core.models import Message
 from tests.helpers import add_counsellor
+from tests.keyring import transcript
 
 
 async def open_chat(services, name):
@@ -53,9 +54,7 @@ async def test_a_burst_from_one_chat_is_stored_in_arrival_order(services):
 
     # Tasks start in creation order, like aiogram's handle_as_tasks polling.
     await asyncio.gather(*(asyncio.create_task(deliver(n)) for n in range(30)))
-    async with services.sessions() as session:
-        bodies = (await session.scalars(select(Message.body).order_by(Message.seq))).all()
-    assert bodies == [f"m{n:02d}" for n in range(30)]
+    assert await transcript(services) == [f"m{n:02d}" for n in range(30)]
     assert services.isolation.held_keys == 0, "locks are released, not leaked"
 
 

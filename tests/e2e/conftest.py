@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import re
 import signal
@@ -11,8 +12,9 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -44,6 +46,31 @@ class RunningService:
     # The development directory editor (`dev-editor`), for the curation pages.
     editor_login: str = ""
     editor_password: str = ""
+    # The development team lead (`dev-lead`), who signed epoch 1 of the national team.
+    lead_login: str = ""
+    lead_password: str = ""
+    # Per login: the unlock passphrase of the member keys the bootstrap made (`dev`,
+    # `dev-lead`); console_login unlocks them so transcripts open.
+    passphrases: dict[str, str] = field(default_factory=dict)
+    # Per login: the TOTP secret read off the set-up page, the last step used (a code works
+    # once) and the browser cookies of the logged-in session, reused by later tests.
+    totp: dict[str, str] = field(default_factory=dict)
+    totp_steps: dict[str, int] = field(default_factory=dict)
+    cookies: dict[str, list[Any]] = field(default_factory=dict)
+    # The service's environment, for running `lotse` commands against the same database.
+    env: dict[str, str] = field(default_factory=dict)
+
+    def lotse(self, *args: str) -> str:
+        done = subprocess.run(
+            [str(ROOT / ".venv" / "bin" / "lotse"), *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
 
     def logs(self) -> str:
         return self.stdout.read_text() + self.stderr.read_text()
@@ -122,7 +149,7 @@ def service(
             start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
-    running = RunningService(url, "", "", process, stdout, stderr)
+    running = RunningService(url, "", "", process, stdout, stderr, env=env)
     try:
         _wait_until_up(running)
         match = re.search(r"login '([^']+)', password '([^']+)'", stdout.read_text())
@@ -131,6 +158,14 @@ def service(
         editor = re.search(r"login '(dev-editor)', password '([^']+)'", stdout.read_text())
         assert editor, "the development editor account was not printed:\n" + running.logs()
         running.editor_login, running.editor_password = editor.group(1), editor.group(2)
+        printed = stdout.read_text()
+        lead = re.search(r"login '(dev-lead)', password '([^']+)'", printed)
+        if lead:
+            running.lead_login, running.lead_password = lead.group(1), lead.group(2)
+        for login, passphrase in re.findall(
+            r"login '([^']+)', password '[^']+', unlock passphrase '([^']+)'", printed
+        ):
+            running.passphrases[login] = passphrase
         yield running
     finally:
         _stop(process)
@@ -182,3 +217,137 @@ def page(browser):  # type: ignore[no-untyped-def]
 # Screenshots land in var/ (ignored by git); the ones in docs/screenshots are copied from there
 # after a person has looked at them.
 SCREENSHOTS = Path(os.environ.get("LOTSE_SCREENSHOT_DIR", ROOT / "var" / "screenshots"))
+
+
+def console_login(
+    page: Any, service: RunningService, login: str, password: str, *, unlock: bool = True
+) -> None:
+    """Log in as a person would: password, then the second factor, set up on the first login
+    (the secret is read off the page, the recovery codes acknowledged). Later logins of the
+    same account reuse its session cookies; failing that, a fresh code is typed. When the
+    bootstrap printed an unlock passphrase for the account, its keys are unlocked too, so the
+    sealed transcripts open (`unlock=False` leaves them locked)."""
+    _login(page, service, login, password)
+    if unlock and login in service.passphrases:
+        unlock_keys(page, service.passphrases[login])
+
+
+def unlock_keys(page: Any, passphrase: str) -> None:
+    """The keys panel, as a person uses it: the passphrase, then wait for the team's keys."""
+    from playwright.sync_api import expect
+
+    state = page.locator("#keys-state")
+    expect(state).to_have_text("Schlüssel: gesperrt")
+    state.click()
+    page.get_by_label("Entsperrsatz", exact=True).fill(passphrase)
+    page.get_by_role("button", name="Entsperren").click()
+    expect(state).to_have_text("Schlüssel: entsperrt", timeout=15_000)
+    expect(page.locator("#team-state-text")).not_to_be_empty(timeout=15_000)
+    state.click()  # closes the panel again
+
+
+def _login(page: Any, service: RunningService, login: str, password: str) -> None:
+    from playwright.sync_api import expect
+
+    from core.crypto import TOTP_STEP_SECONDS, totp_code
+
+    if login in service.cookies:
+        page.context.add_cookies(service.cookies[login])
+        page.goto(service.url + "/console")
+        if page.url.endswith("/console"):
+            return
+    page.goto(service.url + "/console/login")
+    page.get_by_label("Benutzername").fill(login)
+    page.get_by_label("Passwort").fill(password)
+    page.get_by_role("button", name="Anmelden").click()
+    expect(page.get_by_role("heading", name="Zweiter Faktor")).to_be_visible()
+    first_time = login not in service.totp
+    if first_time:
+        service.totp[login] = page.locator("#totp-secret").inner_text().strip()
+    step = int(time.time()) // TOTP_STEP_SECONDS
+    while step <= service.totp_steps.get(login, -1):  # that code was used: wait for the next
+        time.sleep(0.5)
+        step = int(time.time()) // TOTP_STEP_SECONDS
+    page.get_by_label("Code").fill(totp_code(service.totp[login], step))
+    page.get_by_role("button", name="Bestätigen").click()
+    service.totp_steps[login] = step
+    if first_time:
+        expect(page.get_by_role("heading", name="Deine Wiederherstellungscodes")).to_be_visible()
+        page.get_by_role("link", name="Weiter zur Konsole").click()
+    page.wait_for_url("**/console")
+    service.cookies[login] = page.context.cookies()
+
+
+def open_conversation_with(page: Any, text: str, *, button: str = "Übernehmen") -> None:
+    """Take (or open) the queue's conversation whose transcript shows `text`. The queue shows
+    no content, so each candidate is opened in turn; the queue may lag the message a moment.
+
+    Newest first: the queue lists crises first and each group longest waiting first, and
+    earlier tests leave conversations waiting, so the newest crisis and the newest other
+    conversation are tried first, then the ones before them."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        groups = [
+            page.locator(f".queue-item{kind}").get_by_role("button", name=button).all()[::-1]
+            for kind in (".crisis", ":not(.crisis)")
+        ]
+        newest_first = [c for pair in itertools.zip_longest(*groups) for c in pair if c]
+        # A button outside the queue list (none today): tried as the page orders them.
+        for candidate in newest_first or page.get_by_role("button", name=button).all():
+            try:
+                # The queue re-renders as conversations are taken: a button may be gone.
+                candidate.click(timeout=2000)
+                page.locator("#transcript").get_by_text(text).wait_for(timeout=1500)
+                return
+            except Exception:  # noqa: BLE001 - not this one: try the next
+                continue
+        time.sleep(0.3)
+    raise AssertionError(f"no conversation in the queue shows {text!r}")
+
+
+def join_team_keys(page: Any, browser: Any, service: RunningService, passphrase: str) -> str:
+    """A new member's first steps with keys: set them up under `passphrase` on `page` (logged
+    in), wait for the lead, who shares the team keys from a console of their own after
+    comparing the fingerprint; then the member's console reads the team's transcripts.
+    Returns the member's fingerprint."""
+    from playwright.sync_api import expect
+
+    state = page.locator("#keys-state")
+    expect(state).to_have_text("Schlüssel einrichten")
+    state.click()
+    page.get_by_label("Entsperrsatz (mindestens 12 Zeichen)").fill(passphrase)
+    page.get_by_label("Entsperrsatz noch einmal").fill(passphrase)
+    page.get_by_role("button", name="Schlüssel erzeugen").click()
+    expect(page.locator("#team-state-text")).to_contain_text(
+        "Warte auf Freigabe durch die Teamleitung", timeout=15_000
+    )
+    own = page.locator("#my-fingerprint").inner_text().removeprefix("Dein Fingerabdruck: ")
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="de-DE")
+    try:
+        lead = context.new_page()
+        console_login(lead, service, service.lead_login, service.lead_password)
+        row = lead.locator("#team-awaiting li", has_text=own)
+        row.get_by_role("button", name=re.compile("^Schlüssel freigeben")).click()
+        expect(row).to_have_count(0, timeout=15_000)
+    finally:
+        context.close()
+    page.reload()
+    unlock_keys(page, passphrase)
+    expect(page.locator("#team-state-text")).to_contain_text("Epoche")
+    return own
+
+
+def reach_the_team(teen: Any, text: str) -> None:
+    """A teen in Berlin walks the guided flow to the team and writes `text` there."""
+    teen.send_command("/start")
+    teen.wait_for_message("anonym")
+    teen.click("Ich bin jugendlich (13–17)")
+    teen.wait_for_message("Postleitzahl")
+    teen.send_text("10115")
+    teen.wait_for_message("Worum geht es dir gerade?")
+    teen.click("Besuche und Kontakt")
+    teen.wait_for_message("Wie möchtest du weitermachen?")
+    teen.click("Mit jemandem schreiben")
+    # Whether a console is online depends on the tests before: either answer hands over.
+    teen.wait_for_any("Vor dir warten gerade", "niemand aus unserem Team online")
+    teen.send_text(text)

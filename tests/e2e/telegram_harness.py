@@ -875,6 +875,33 @@ class TelegramUser:
                 )
             time.sleep(POLL_INTERVAL)
 
+    def pass_over_until(self, message: dict[str, Any]) -> None:
+        """Counts every message received before `message` as handed out: for replies whose
+        number varies (a handover's optional notes) that a test does not read one by one."""
+        for earlier in self.received:
+            if earlier["message_id"] == message["message_id"]:
+                return
+            self._returned.add(earlier["message_id"])
+
+    def wait_for_any(self, *contains: str, timeout: float = 10.0) -> dict[str, Any]:
+        """Like ``wait_for_message``, for the first new message that contains any of these."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self._refresh()
+            for message in self.received:
+                if message["message_id"] not in self._returned and any(
+                    _matches(message, part) for part in contains
+                ):
+                    self._returned.add(message["message_id"])
+                    return message
+            if time.monotonic() > deadline:
+                texts = [_text_of(m) for m in self.received]
+                raise AssertionError(
+                    f"user {self.user_id}: no new message containing any of {contains!r} "
+                    f"within {timeout}s; received: {texts}"
+                )
+            time.sleep(POLL_INTERVAL)
+
     def messages(self) -> list[dict[str, Any]]:
         """All bot messages to this chat so far (edits applied), oldest first."""
         self._refresh()

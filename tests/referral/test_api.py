@@ -9,6 +9,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from core.i18n import load_catalogue
 from referral.api import create_router, refresh_referral_index
 from referral.index import ReferralIndex, ReferralIndexHolder
 from tests.referral.test_golden import DIRECTORY, PRISONS
@@ -20,7 +21,9 @@ MARKER = "Xylophon7"
 
 def make_app(holder: ReferralIndexHolder | None) -> FastAPI:
     app = FastAPI()
-    app.state.services = SimpleNamespace(referrals=holder or ReferralIndexHolder())
+    app.state.services = SimpleNamespace(
+        referrals=holder or ReferralIndexHolder(), catalogue=load_catalogue()
+    )
     app.include_router(create_router())
     return app
 
@@ -52,6 +55,38 @@ async def test_teen_in_bielefeld_gets_ranked_offers_with_reason_parts(client):
     assert body["area"] == {"federal_state": "NW", "precision": 5}
     assert body["prison"] is None and body["near_prison"] == []
     assert any(m["reason"]["scope"] in ("national", "online") for m in body["matches"])
+
+
+@pytest.mark.parametrize(
+    ("lang", "line"),
+    [
+        (None, "4 km · für Jugendliche · Besuche und Kontakt"),
+        ("de", "4 km · für Jugendliche · Besuche und Kontakt"),
+        ("en", "4 km · for teenagers · Visits and contact"),
+        # Turkish ranks Turkish-speaking offers higher; the catalogue has no Turkish.
+        ("tr", "4 km · für Jugendliche · Besuche und Kontakt"),
+    ],
+)
+async def test_every_match_carries_its_reason_as_one_line_in_the_asked_language(
+    client, lang, line
+):
+    params = {"postcode": "33647", "role": "teen", "needs": "visits"}
+    if lang:
+        params["lang"] = lang
+    body = (await client.get(URL, params=params)).json()
+    first = body["matches"][0]
+    assert first["service_id"] == "besuchsbegleitung-brackwede"
+    assert first["reason_text"] == line
+    assert first["reason"]["needs"] == ["visits"], "the structured reason stays"
+    assert all(m["reason_text"] for m in body["matches"])
+
+
+async def test_offers_near_the_prison_carry_a_reason_line_too(client):
+    params = {"postcode": "90402", "role": "teen", "needs": "visits", "lang": "en"}
+    body = (await client.get(URL, params={**params, "prison": "jva-bielefeld-brackwede"})).json()
+    (near,) = body["near_prison"]
+    # The distance part is from the prison; the rest is what this test is about.
+    assert near["reason_text"].endswith(" · near the prison · for teenagers · Visits and contact")
 
 
 async def test_both_places_bring_the_prison_with_visit_rules_and_offers_near_it(client):
@@ -156,6 +191,7 @@ async def test_openapi_documents_the_endpoint_parameters_and_schemas(client):
     for name in ("ReferralPublic", "OfferMatchPublic", "PrisonPublic", "VisitInfoPublic"):
         assert name in schemas
     assert "last_checked" in schemas["OfferMatchPublic"]["properties"]
+    assert "reason_text" in schemas["OfferMatchPublic"]["required"]
     assert "source" in schemas["PrisonPublic"]["properties"]
     assert "visits" in schemas["PrisonPublic"]["properties"]
 

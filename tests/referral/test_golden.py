@@ -13,7 +13,9 @@ from datetime import date
 
 import pytest
 
+from core.i18n import Catalogue, load_catalogue
 from referral import gazetteer
+from referral.cards import reason_line
 from referral.index import Match, ReferralIndex
 from referral.records import OfferRecord, PrisonRecord, VisitInfo
 
@@ -236,6 +238,11 @@ def index() -> ReferralIndex:
     return ReferralIndex(DIRECTORY, PRISONS)
 
 
+@pytest.fixture(scope="module")
+def catalogue() -> Catalogue:
+    return load_catalogue()
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -249,6 +256,8 @@ class Case:
     limit: int = 5
     top: tuple[str, ...] = ()
     reason: dict[str, object] = field(default_factory=dict)
+    # The first match's reason as the bot shows it (German), when the case pins it.
+    line: str | None = None
     max_km: float | None = None
     absent: tuple[str, ...] = ()
     near: tuple[str, ...] | None = None
@@ -265,6 +274,7 @@ CASES = [
         top=("besuchsbegleitung-brackwede", "jugendgruppe-bielefeld"),
         reason={"scope": "local", "target_group": "teen", "needs": ("visits",)},
         max_km=5,
+        line="4 km · für Jugendliche · Besuche und Kontakt",
         absent=("netzwerk-kvi-nrw", "elternberatung-nrw", "treffpunkt-nuernberg"),
     ),
     Case(
@@ -276,6 +286,7 @@ CASES = [
         reason={"scope": "local", "needs": ("visits",)},
         max_km=2,
         absent=("familien-muenchen", "besuchsbegleitung-brackwede"),
+        line="unter 1 km · für Jugendliche · Besuche und Kontakt",
     ),
     Case(
         "teen in Berlin who wants to talk in Turkish gets the Berlin state-wide service",
@@ -285,6 +296,7 @@ CASES = [
         lang="tr",
         top=("beratung-berlin",),
         reason={"scope": "state", "state": "BE", "language": "tr", "distance_km": None},
+        line="in Berlin · für Jugendliche · Darüber reden, Gefühle",
     ),
     Case(
         "caregiver in Cologne with money worries gets the Cologne office of the NRW service",
@@ -294,6 +306,7 @@ CASES = [
         top=("elternberatung-nrw", "netzwerk-kvi-nrw"),
         reason={"scope": "local", "needs": ("money",), "target_group": "caregiver"},
         max_km=2,
+        line="unter 1 km · für Familien · Geld und Fahrten",
     ),
     Case(
         "caregiver in Bielefeld asking about release gets the nearer office of the same service",
@@ -303,6 +316,7 @@ CASES = [
         top=("elternberatung-nrw",),
         reason={"scope": "local", "needs": ("release",)},
         max_km=1,
+        line="unter 1 km · für Familien · Entlassung und Rückkehr",
     ),
     Case(
         "child in Munich writing that dad is in jail and they are sad gets talking offers",
@@ -311,6 +325,7 @@ CASES = [
         q="Papa sitzt im Knast und ich bin voll traurig",
         top=("familien-muenchen", "juki-online", "nummer-gegen-kummer"),
         reason={"scope": "local", "needs": ("talking",), "target_group": "child"},
+        line="unter 1 km · für Kinder · Darüber reden, Gefühle",
     ),
     Case(
         "teen in crisis gets the crisis lines first, wherever they are",
@@ -319,6 +334,7 @@ CASES = [
         q="ich will nicht mehr leben",
         top=("nummer-gegen-kummer", "telefonseelsorge"),
         reason={"scope": "national", "needs": ("crisis",), "distance_km": None},
+        line="bundesweit · für Jugendliche · Krise",
     ),
     Case(
         "without a postcode only nationwide and online offers come",
@@ -327,6 +343,7 @@ CASES = [
         needs=("school",),
         top=("juki-online", "nummer-gegen-kummer"),
         reason={"scope": "online", "needs": ("school",)},
+        line="online · für Jugendliche · Schule und Freunde",
         absent=("jugendgruppe-bielefeld", "beratung-berlin"),
     ),
     Case(
@@ -336,6 +353,7 @@ CASES = [
         needs=("talking",),
         age=18,
         top=("besuchsbegleitung-brackwede", "familienberatung-bielefeld"),
+        line="4 km · für Jugendliche · Darüber reden, Gefühle",
         absent=("jugendgruppe-bielefeld",),
     ),
     Case(
@@ -345,6 +363,7 @@ CASES = [
         needs=("talking",),
         age=22,
         top=("juki-online", "telefonseelsorge"),
+        line="online · für Jugendliche · Darüber reden, Gefühle",
         absent=("nummer-gegen-kummer",),
     ),
     Case(
@@ -354,6 +373,7 @@ CASES = [
         needs=("release",),
         top=("treffpunkt-nuernberg", "telefonseelsorge"),
         reason={"scope": "local", "target_group": "parent_in_prison", "needs": ("release",)},
+        line="4 km · für Inhaftierte · Entlassung und Rückkehr",
     ),
     Case(
         "in Kiel nothing is local: the helplines and online counselling remain",
@@ -362,6 +382,7 @@ CASES = [
         needs=("visits",),
         top=("juki-online", "nummer-gegen-kummer", "telefonseelsorge"),
         reason={"scope": "online", "needs": ()},
+        line="online · für Jugendliche",
     ),
     Case(
         "a professional in NRW gets the state network for training",
@@ -370,6 +391,7 @@ CASES = [
         needs=("training",),
         top=("netzwerk-kvi-nrw",),
         reason={"scope": "state", "state": "NW", "needs": ("training",)},
+        line="in Nordrhein-Westfalen · für Fachkräfte · Fortbildung",
         fallback=False,
     ),
     Case(
@@ -380,6 +402,7 @@ CASES = [
         prison="jva-bielefeld-brackwede",
         top=("treffpunkt-nuernberg",),
         near=("besuchsbegleitung-brackwede",),
+        line="unter 1 km · für Jugendliche · Besuche und Kontakt",
     ),
     Case(
         "near the prison means for the asker's role: a caregiver also gets the state network",
@@ -389,6 +412,7 @@ CASES = [
         prison="nw-bielefeld-brackwede",
         top=("treffpunkt-nuernberg",),
         near=("besuchsbegleitung-brackwede", "netzwerk-kvi-nrw"),
+        line="unter 1 km · für Familien · Besuche und Kontakt",
     ),
     Case(
         "a service already shown near home is not repeated near the prison",
@@ -398,6 +422,7 @@ CASES = [
         prison="jva-bielefeld-brackwede",
         top=("besuchsbegleitung-brackwede",),
         near=(),
+        line="4 km · für Jugendliche · Besuche und Kontakt",
     ),
     Case(
         "a prison without a known place only brings the offers that name it",
@@ -405,15 +430,27 @@ CASES = [
         "teen",
         needs=("visits",),
         prison="jva-ohne-adresse",
+        line="in Berlin · für Jugendliche",
         near=("treffpunkt-nuernberg",),
     ),
     Case(
-        "with limit 1 the single place goes to a nationwide offer",
+        "with limit 1 the single place goes to a nationwide phone line",
         "33647",
         "teen",
         needs=("visits",),
         limit=1,
-        top=("juki-online",),
+        top=("nummer-gegen-kummer",),
+        line="bundesweit · für Jugendliche",
+    ),
+    Case(
+        "a child near Nuremberg gets the children's helpline rather than only online counselling",
+        "90429",
+        "child",
+        needs=("visits",),
+        limit=2,
+        # Treffpunkt has no phone number and JUKI would win the tie by name: 116 111 comes.
+        top=("treffpunkt-nuernberg", "nummer-gegen-kummer"),
+        line="4 km · für Kinder · Besuche und Kontakt",
     ),
 ]
 
@@ -423,7 +460,7 @@ def _ids(matches: list[Match]) -> list[str]:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_golden_referral(index: ReferralIndex, case: Case) -> None:
+def test_golden_referral(index: ReferralIndex, catalogue: Catalogue, case: Case) -> None:
     result = index.search(
         area=gazetteer.lookup(case.postcode) if case.postcode else None,
         role=case.role,
@@ -440,6 +477,8 @@ def test_golden_referral(index: ReferralIndex, case: Case) -> None:
     if case.reason:
         first = result.matches[0].reason
         assert {key: getattr(first, key) for key in case.reason} == case.reason
+    if case.line is not None:
+        assert reason_line(catalogue, "de", result.matches[0]) == case.line
     if case.max_km is not None:
         assert result.matches[0].distance_km is not None
         assert result.matches[0].distance_km <= case.max_km

@@ -76,9 +76,10 @@ def offers(draw: st.DrawFn) -> OfferRecord:
     coverage = draw(st.sampled_from(COVERAGE))
     min_age = draw(st.none() | st.integers(0, 25))
     placed = coverage == "radius" and draw(st.integers(0, 9)) > 0
+    number = draw(st.integers(0, 5))
     return record(
         # One coverage kind per service, as in the directory; a few ids repeat (several places).
-        f"{coverage}-{draw(st.integers(0, 5))}",
+        f"{coverage}-{number}",
         name=draw(st.sampled_from(["A", "B", "C"])),
         target_groups=draw(st.frozensets(st.sampled_from(TARGET_GROUPS), min_size=1)),
         needs=draw(st.frozensets(st.sampled_from(NEEDS), min_size=1)),
@@ -94,6 +95,8 @@ def offers(draw: st.DrawFn) -> OfferRecord:
         min_age=min_age,
         max_age=draw(st.none() | st.integers(min_age or 0, 40)),
         prison_ids=draw(st.frozensets(st.sampled_from(["p1", "p2"]), max_size=1)),
+        # The directory gives every place of a service the service's number (docs/directory.md).
+        phone="116 111" if number % 3 == 0 else None,
     )
 
 
@@ -183,6 +186,15 @@ def test_a_nationwide_or_online_offer_is_there_whenever_one_fits(directory, quer
 
 @PROPERTIES
 @given(directory=directories, query=queries())
+def test_a_number_to_call_is_there_whenever_a_nationwide_phone_line_fits(directory, query):
+    result = search(ReferralIndex(directory), query)
+    if any(o.coverage in ("national", "online") and o.phone and fits(o, query) for o in directory):
+        assert any(m.offer.phone for m in result.matches)
+        assert any(m.offer.coverage in ("national", "online") for m in result.matches)
+
+
+@PROPERTIES
+@given(directory=directories, query=queries())
 def test_with_room_for_all_every_fitting_service_is_found(directory, query):
     # The grid may only ever narrow the search to cells, never lose an offer.
     result = search(ReferralIndex(directory), {**query, "limit": 50})
@@ -208,6 +220,27 @@ def test_offers_near_the_prison_fit_and_are_near_it_or_linked_to_it(directory, q
         assert linked or ("visits" in offer.needs and fits(offer, at_prison, slack_km=EDGE_KM))
     services = [m.offer.service_id for m in result.near_prison]
     assert len(services) == len(set(services))
+
+
+def test_online_only_results_make_room_for_the_helpline():
+    online = [record(f"online-{i}", coverage="online", name=f"A{i}") for i in range(3)]
+    helpline = record("helpline", name="Z", phone="116 111", needs=frozenset({"crisis"}))
+    result = ReferralIndex([*online, helpline]).search(role="teen", needs=["talking"], limit=3)
+    assert [m.offer.service_id for m in result.matches] == ["online-0", "online-1", "helpline"]
+
+
+def test_a_local_number_is_enough_and_a_line_for_another_role_is_never_brought():
+    local = record(
+        "local", coverage="radius", latitude=50.0, longitude=8.0, phone="069 123", name="A"
+    )
+    online = record("online", coverage="online", name="B")
+    helpline = record("helpline", name="C", phone="116 111")
+    parents = record("parents-line", target_groups=frozenset({"caregiver"}), phone="0800 1")
+    index = ReferralIndex([local, online, helpline, parents])
+    result = index.search(area=area(50.0, 8.0), role="teen", limit=2)
+    assert [m.offer.service_id for m in result.matches] == ["local", "online"]
+    result = ReferralIndex([online, parents]).search(role="teen")
+    assert [m.offer.service_id for m in result.matches] == ["online"]
 
 
 def test_offer_just_across_a_grid_cell_border_is_found():

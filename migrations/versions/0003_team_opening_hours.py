@@ -1,0 +1,26 @@
+"""team opening hours
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-12-01 08:00:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0003"
+down_revision: str | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("teams") as batch:
+        batch.add_column(sa.Column("opening_hours", sa.JSON(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("teams") as batch:
+        batch.drop_column("opening_hours")
