@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import re
 import signal
@@ -12,6 +11,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -278,31 +278,65 @@ def _login(page: Any, service: RunningService, login: str, password: str) -> Non
     service.cookies[login] = page.context.cookies()
 
 
-def open_conversation_with(page: Any, text: str, *, button: str = "Übernehmen") -> None:
-    """Take (or open) the queue's conversation whose transcript shows `text`. The queue shows
-    no content, so each candidate is opened in turn; the queue may lag the message a moment.
+def conversation_of(service: RunningService, user: Any) -> str:
+    """The id of the emulator user's open conversation, newest first, read from the service's
+    own database: its pseudonym is computed with the pepper the service generated, just as
+    the bot computes it. The queue shows no content, so this is how a test knows which entry
+    is its own; trying entries in turn would claim other tests' conversations on the way."""
+    from sqlalchemy import select
+    from sqlalchemy.ext.asyncio import create_async_engine
 
-    Newest first: the queue lists crises first and each group longest waiting first, and
-    earlier tests leave conversations waiting, so the newest crisis and the newest other
-    conversation are tried first, then the ones before them."""
+    from bot.telegram.handlers import CHANNEL
+    from core.identity import Identities
+    from core.models import Contact, Conversation
+    from core.settings import load_settings
+
+    settings = load_settings(
+        data_dir=Path(service.env["LOTSE_DATA_DIR"]),
+        database_url=service.env.get("DATABASE_URL", ""),
+    )
+    pseudonym = Identities(settings).pseudonym(channel=CHANNEL, identifier=str(user.user_id))
+
+    async def lookup() -> str | None:
+        engine = create_async_engine(settings.database_url)
+        try:
+            async with engine.connect() as connection:
+                found = await connection.scalar(
+                    select(Conversation.id)
+                    .join(Contact, Contact.id == Conversation.contact_id)
+                    .where(Contact.pseudonym == pseudonym, Conversation.status != "closed")
+                    .order_by(Conversation.created_at.desc())
+                    .limit(1)
+                )
+            return str(found) if found else None
+        finally:
+            await engine.dispose()
+
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        groups = [
-            page.locator(f".queue-item{kind}").get_by_role("button", name=button).all()[::-1]
-            for kind in (".crisis", ":not(.crisis)")
-        ]
-        newest_first = [c for pair in itertools.zip_longest(*groups) for c in pair if c]
-        # A button outside the queue list (none today): tried as the page orders them.
-        for candidate in newest_first or page.get_by_role("button", name=button).all():
-            try:
-                # The queue re-renders as conversations are taken: a button may be gone.
-                candidate.click(timeout=2000)
-                page.locator("#transcript").get_by_text(text).wait_for(timeout=1500)
-                return
-            except Exception:  # noqa: BLE001 - not this one: try the next
-                continue
+        # Playwright's sync API owns this thread's event loop.
+        with ThreadPoolExecutor(1) as pool:
+            found = pool.submit(asyncio.run, lookup()).result()
+        if found:
+            return found
         time.sleep(0.3)
-    raise AssertionError(f"no conversation in the queue shows {text!r}")
+    raise AssertionError(f"the emulator user {user.user_id} has no open conversation")
+
+
+def open_conversation_with(
+    page: Any, service: RunningService, user: Any, text: str, *, button: str = "Übernehmen"
+) -> None:
+    """Take (`button="Übernehmen"`) or open (`"Öffnen"`) the emulator user's conversation
+    from the queue, as a counsellor does, and wait until its transcript shows `text`. The
+    queue and the transcript update live, so both are waited for."""
+    from playwright.sync_api import expect
+
+    conversation = conversation_of(service, user)
+    item = page.locator(f'.queue-item[data-id="{conversation}"]')
+    action = item.get_by_role("button", name=button)
+    expect(action).to_be_visible(timeout=30_000)
+    action.click()
+    expect(page.locator("#transcript")).to_contain_text(text, timeout=30_000)
 
 
 def join_team_keys(page: Any, browser: Any, service: RunningService, passphrase: str) -> str:

@@ -93,7 +93,7 @@ def test_a_message_and_a_note_leave_no_plain_trace(
     reach_the_team(teen, f"Mein Geheimnis: {message_canary}")
 
     console_login(page, service, service.login, service.password)
-    open_conversation_with(page, message_canary)
+    open_conversation_with(page, service, teen, message_canary)
     panel = page.locator("#notes-panel")
     panel.locator("summary").click()
     page.get_by_label("Neue Notiz").fill(f"Vater in Haft, {note_canary}")
@@ -102,7 +102,7 @@ def test_a_message_and_a_note_leave_no_plain_trace(
     # Read back in a fresh page (keys locked again, unlocked anew): it came from the server,
     # as an envelope, and was opened here.
     console_login(page, service, service.login, service.password)
-    open_conversation_with(page, message_canary, button="Öffnen")
+    open_conversation_with(page, service, teen, message_canary, button="Öffnen")
     page.locator("#notes-panel summary").click()
     expect(page.locator("#notes-list")).to_contain_text(note_canary)
 

@@ -28,7 +28,7 @@ def test_claim_reply_flag_release_and_close(
     teen.wait_for_message("Vor dir warten gerade")  # the counsellor above is logged in: online
     teen.send_text("Lebenszyklus-Test: ich habe eine Frage")
 
-    open_conversation_with(page, "Lebenszyklus-Test")
+    open_conversation_with(page, service, teen, "Lebenszyklus-Test")
     transcript = page.locator("#transcript")
     expect(transcript).to_contain_text("Lebenszyklus-Test: ich habe eine Frage")
 

@@ -9,7 +9,13 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import BOT_TOKEN, SCREENSHOTS, RunningService, console_login
+from tests.e2e.conftest import (
+    BOT_TOKEN,
+    SCREENSHOTS,
+    RunningService,
+    console_login,
+    conversation_of,
+)
 from tests.e2e.telegram_harness import BotApiEmulator
 
 pytestmark = pytest.mark.e2e
@@ -40,14 +46,18 @@ def test_crisis_after_start_gets_the_card_and_alerts_the_console(
     teen.wait_for_message("Bescheid")
 
     expect(banner).to_be_visible(timeout=10_000)
+    # Crises come before every other waiting conversation; earlier tests may leave crises
+    # of their own waiting, so this teen's is found by its id.
     first = page.locator("#queue-list li").first
     expect(first).to_have_class(re.compile(r"\bcrisis\b"))
-    expect(first).to_contain_text("Krise")
+    mine = page.locator(f'.queue-item[data-id="{conversation_of(service, teen)}"]')
+    expect(mine).to_have_class(re.compile(r"\bcrisis\b"))
+    expect(mine).to_contain_text("Krise")
     page.screenshot(path=str(SCREENSHOTS / "console-crisis.png"))
 
     # The teen goes on writing; the counsellor takes the conversation and reads it.
     teen.send_text("bist du noch da?")
-    first.get_by_role("button", name="Übernehmen").click()
+    mine.get_by_role("button", name="Übernehmen").click()
     expect(page.locator("#transcript")).to_contain_text("bist du noch da?", timeout=10_000)
     expect(banner).to_have_count(0)
 

@@ -140,7 +140,7 @@ def test_a_note_is_not_sent_when_encryption_fails(
     reach_the_team(teen, message)
 
     try:
-        open_conversation_with(page, message)
+        open_conversation_with(page, service, teen, message)
         conversation = open_notes(page)
         assert stored_notes(service, conversation) == (0, 0)
 

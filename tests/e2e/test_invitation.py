@@ -60,7 +60,7 @@ def test_invitation_first_login_claim_reply_transfer_close(
     teen.click("Mit jemandem schreiben")
     teen.wait_for_any("Vor dir warten gerade", "niemand aus unserem Team online")
     teen.send_text("Einladungstest: Hallo?")
-    open_conversation_with(page, "Einladungstest")
+    open_conversation_with(page, service, teen, "Einladungstest")
     expect(page.locator("#transcript")).to_contain_text("Einladungstest: Hallo?")
     page.get_by_label("Antwort").fill("Hallo Ole, hier ist Ines.")
     page.get_by_role("button", name="Senden").click()
@@ -74,7 +74,7 @@ def test_invitation_first_login_claim_reply_transfer_close(
 
     colleague = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
     console_login(colleague, service, service.login, service.password)
-    open_conversation_with(colleague, "Einladungstest", button="Öffnen")
+    open_conversation_with(colleague, service, teen, "Einladungstest", button="Öffnen")
     transcript = colleague.locator("#transcript")
     expect(transcript).to_contain_text("Fragt nach Besuchen")
     expect(transcript.locator(".msg.handover")).to_contain_text("Übergabenotiz")

@@ -733,7 +733,7 @@ def test_lead_reads_the_sealed_message_and_keeps_an_encrypted_note(
     teen.wait_for_message("Vor dir warten gerade")
     teen.send_text(f"{canary} ich weiß nicht weiter")
 
-    open_conversation_with(page, canary)
+    open_conversation_with(page, service, teen, canary)
     transcript = page.locator("#transcript")
     expect(transcript).to_contain_text(f"{canary} ich weiß nicht weiter")
 
@@ -850,7 +850,7 @@ def test_lead_shares_keys_with_a_newcomer_and_rotates_after_they_leave(
     newcomer.reload()
     unlock_keys(newcomer, PASSPHRASE)
     expect(newcomer.locator("#team-state-text")).to_contain_text("Epoche 1")
-    open_conversation_with(newcomer, canary)
+    open_conversation_with(newcomer, service, teen, canary)
 
     # They leave: the lead is told to start a new epoch, and the newcomer is not on it.
     keys = page.evaluate("() => fetch('/api/v1/console/team/keys').then((r) => r.json())")
@@ -879,7 +879,7 @@ def test_lead_shares_keys_with_a_newcomer_and_rotates_after_they_leave(
     assert leaver not in after
     assert after == before - {leaver}, "everyone else on the verified roster stays"
     # What came before is still readable for the lead, through the previous key.
-    open_conversation_with(page, canary, button="Öffnen")
+    open_conversation_with(page, service, teen, canary, button="Öffnen")
     context.close()
 
 
