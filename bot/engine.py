@@ -190,6 +190,10 @@ class ConversationEngine:
             await self._handover(turn)
         elif name == "back" and turn.state.get("step") in PREVIOUS_STEP:
             turn.state["step"] = PREVIOUS_STEP[turn.state["step"]]
+            if turn.state["step"] == "role":
+                # Walked back past the postcode question: it is asked again. Only a location
+                # shared before a role was picked stands in for it.
+                turn.state["area"] = None
             self._repeat_step(turn)
         elif name == "lang" and value in self._languages:
             turn.state["lang"] = value

@@ -124,6 +124,15 @@ async def test_back_walks_the_steps_in_reverse(services):
     assert "älteren Nachricht" in stale[0].text, "nothing before the first step"
 
 
+async def test_a_new_role_after_walking_back_asks_the_postcode_again(services):
+    who = sender(services)
+    await walk(services, who, [("command", "start"), ("action", "role:teen"), ("text", "904")])
+    await say(services, who, "action", "back")
+    assert (await say(services, who, "action", "back"))[0].text == "Wer bist du?"
+    again = await say(services, who, "action", "role:caregiver")
+    assert again[-1].text.startswith("Wo wohnst du"), again[-1].text
+
+
 async def test_the_feel_bad_button_gets_the_crisis_card_and_a_person(services):
     counsellor = await add_counsellor(services, login="bea")
     who = sender(services)

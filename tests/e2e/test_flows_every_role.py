@@ -167,6 +167,8 @@ def offer_text(lang: str, match: dict[str, Any]) -> str:
             state=reason["state"],
             target_group=reason["target_group"],
             needs=tuple(reason["needs"]),
+            language=reason["language"],
+            delivery=tuple(reason["delivery"]),
         ),
     )
     return offer_card(CATALOGUE, lang, cast(Any, found))

@@ -81,6 +81,28 @@ async def test_every_match_carries_its_reason_as_one_line_in_the_asked_language(
     assert all(m["reason_text"] for m in body["matches"])
 
 
+@pytest.mark.parametrize(
+    ("lang", "state"), [("de", "in Nordrhein-Westfalen"), ("en", "in North Rhine-Westphalia")]
+)
+async def test_a_state_wide_offer_names_the_state_in_the_asked_language(client, lang, state):
+    params = {"postcode": "40210", "role": "caregiver", "lang": lang}
+    body = (await client.get(URL, params=params)).json()
+    state_wide = [m for m in body["matches"] if m["reason"]["scope"] == "state"]
+    assert state_wide, "the NRW seed has state-wide offers for caregivers"
+    assert all(m["reason_text"].startswith(state + " · ") for m in state_wide)
+
+
+async def test_the_reason_names_an_asked_language_and_delivery_the_offer_has(client):
+    params = {"postcode": "10997", "role": "teen", "needs": "talking", "lang": "tr"}
+    asked = {**params, "delivery": "phone,online"}
+    first = (await client.get(URL, params=asked)).json()["matches"][0]
+    assert first["service_id"] == "beratung-berlin", "in Turkish, online, no phone"
+    assert first["reason"]["language"] == "tr" and first["reason"]["delivery"] == ["online"]
+    assert first["reason_text"].endswith(" · auf Türkisch · per Chat oder online")
+    english = (await client.get(URL, params={**params, "lang": "en"})).json()["matches"][0]
+    assert "English" not in english["reason_text"], "the card's own language goes unsaid"
+
+
 async def test_offers_near_the_prison_carry_a_reason_line_too(client):
     params = {"postcode": "90402", "role": "teen", "needs": "visits", "lang": "en"}
     body = (await client.get(URL, params={**params, "prison": "jva-bielefeld-brackwede"})).json()

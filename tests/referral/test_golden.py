@@ -296,7 +296,7 @@ CASES = [
         lang="tr",
         top=("beratung-berlin",),
         reason={"scope": "state", "state": "BE", "language": "tr", "distance_km": None},
-        line="in Berlin · für Jugendliche · Darüber reden, Gefühle",
+        line="in Berlin · für Jugendliche · Darüber reden, Gefühle · auf Türkisch",
     ),
     Case(
         "caregiver in Cologne with money worries gets the Cologne office of the NRW service",
