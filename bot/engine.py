@@ -185,6 +185,8 @@ class ConversationEngine:
     async def _action(self, turn: Turn, action: str) -> None:
         name, _, value = action.partition(":")
         if name == "restart":
+            if value in self._languages:  # after an erasure the button carries the language
+                turn.state["lang"] = value
             self._start(turn)
         elif name == "handover":
             await self._handover(turn)
@@ -607,8 +609,9 @@ class ConversationEngine:
         self._say(turn, "flow.erase_confirm", buttons=buttons)
 
     async def _erase(self, turn: Turn) -> None:
-        """Conversations, messages and the flow state go; only the language stays for this one
-        answer. A second run finds nothing and says the same."""
+        """Conversations, messages and the flow state go; the language lives on only in this
+        answer and its "start over" button, not with us. A second run finds nothing and says
+        the same."""
         try:
             await self._conversations.erase_contact(pseudonym=turn.sender.pseudonym)
         except SQLAlchemyError:
@@ -617,7 +620,7 @@ class ConversationEngine:
             return
         lang = turn.lang
         turn.state.clear()
-        restart = Button(self._t(lang, "button.restart"), "restart")
+        restart = Button(self._t(lang, "button.restart"), f"restart:{lang}")
         turn.replies.append(Reply(self._t(lang, "flow.erased"), ((restart,),)))
 
     async def _relay(self, turn: Turn, text: str) -> None:

@@ -207,6 +207,17 @@ async def test_loeschen_asks_first_then_erases_everything_and_twice_is_a_no_op(s
     assert await table_rows(services) == dump, "a second erasure changes nothing"
 
 
+async def test_after_erasure_starting_over_keeps_the_language_of_the_chat(services):
+    who = sender(services)
+    await walk(services, who, [("command", "start"), ("action", "lang:en")])
+    await say(services, who, "command", "loeschen")
+    erased = await say(services, who, "action", "erase:yes")
+    assert actions(erased) == ["restart:en"]
+    assert await FlowStateStore(services.storage).get(who.pseudonym) == {}, "nothing kept"
+    again = await say(services, who, "action", "restart:en")
+    assert again[-1].text == "Who are you?", again[-1].text
+
+
 async def test_a_shared_location_stands_in_for_the_postcode_and_is_not_kept(services):
     who = sender(services)
     await walk(services, who, [("command", "start"), ("action", "role:teen")])

@@ -414,9 +414,12 @@ def test_loeschen_during_a_talk_with_the_team(
         said(user, t(lang, "flow.stopped"), nav_rows(lang))
     else:
         said(user, t(lang, "flow.erased"), [[t(lang, "button.restart")]])
+        # The language went with everything else; only that answer's button carries it.
+        user.click(t(lang, "button.restart"))
+        said(user, t(lang, "flow.welcome"))
+        said(user, t(lang, "flow.ask_role"), role_rows(lang))
         user.send_command("/stopp")
-        # The language went with everything else (it stayed for the one answer above only).
-        said(user, t("de", "flow.stop_nothing"), nav_rows("de", back=False))
+        said(user, t(lang, "flow.stop_nothing"), nav_rows(lang, back=False))
 
 
 # -- the parent's prison -----------------------------------------------------------------------
