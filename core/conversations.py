@@ -73,6 +73,9 @@ NATIONAL = "bundesweit"
 WAIT_SAMPLE_DAYS = 7
 WAIT_SAMPLE_SIZE = 50
 WAIT_SAMPLE_MIN = 3
+# The relay sends a queued reply within seconds; even a full backlog at Telegram's 30 messages
+# a second drains in a few minutes. A reply queued longer than this was lost with its process.
+LOST_REPLY_AFTER = timedelta(minutes=10)
 
 
 class ConversationNotFound(LookupError):
@@ -1070,16 +1073,42 @@ class ConversationService:
             }
         await self._bus.publish(team_channel(team_id), event)
 
-    async def fail_undelivered(self) -> int:
-        """At start-up: replies a previous process queued but never sent are shown as failed.
+    async def fail_lost_replies(self, *, older_than: timedelta = LOST_REPLY_AFTER) -> int:
+        """Replies queued longer ago than `older_than` and still not sent were lost with the
+        process that queued them (the outbound queue is in its memory): they are shown as
+        failed, live in every console.
 
-        Resending them blindly could deliver twice; the counsellor sees it and can send again.
-        """
+        Only old ones: with several processes, the younger ones may be sent right now by
+        another process. Resending blindly could deliver twice; the counsellor sees the
+        failure and can send again."""
+        cutoff = self._clock.now() - older_than
         async with transaction(self._sessions) as session:
-            result = await session.execute(
-                update(Message).where(Message.delivery == "queued").values(delivery="failed")
+            lost = (
+                await session.execute(
+                    update(Message)
+                    .where(Message.delivery == "queued", Message.created_at < cutoff)
+                    .values(delivery="failed")
+                    .returning(Message.id, Message.conversation_id)
+                )
+            ).all()
+            teams = dict(
+                (
+                    await session.execute(
+                        select(Conversation.id, Conversation.team_id).where(
+                            Conversation.id.in_({row.conversation_id for row in lost})
+                        )
+                    )
+                ).all()
             )
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+        for message_id, conversation_id in lost:
+            event = {
+                "type": "message.delivery",
+                "message_id": str(message_id),
+                "conversation_id": str(conversation_id),
+                "delivery": "failed",
+            }
+            await self._bus.publish(team_channel(teams[conversation_id]), event)
+        return len(lost)
 
     async def publish(self, channel: str, event: dict[str, object]) -> int:
         return await self._bus.publish(channel, event)

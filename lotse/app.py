@@ -53,7 +53,7 @@ from lotse.runtime import (
     keep_startup_objects,
     release_startup_objects,
 )
-from lotse.scheduler import create_scheduler
+from lotse.scheduler import create_scheduler, fail_lost_replies
 from referral import api as referral_api
 from referral.index import InvalidQuery
 
@@ -69,9 +69,8 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        undelivered = await services.conversations.fail_undelivered()
-        if undelivered:
-            log.warning("replies left undelivered by a previous run", extra={"count": undelivered})
+        # Also a scheduler job; at start-up too, for a single process that was down a while.
+        await fail_lost_replies(services)
         await referral_api.refresh_referral_index(services)
         await cache.start()
         tasks = [asyncio.create_task(services.relay.run(), name="relay")]

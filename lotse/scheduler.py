@@ -111,6 +111,14 @@ async def publish_statistics(services: Services) -> int:
     return published
 
 
+async def fail_lost_replies(services: Services) -> int:
+    """Replies queued long ago and never sent (their process died) show as failed; idempotent."""
+    failed = await services.conversations.fail_lost_replies()
+    if failed:
+        log.warning("job fail_lost_replies: replies lost unsent", extra={"count": failed})
+    return failed
+
+
 def create_scheduler(services: Services) -> AsyncIOScheduler:
     scheduler = new_scheduler(services.leader)
 
@@ -133,6 +141,7 @@ def create_scheduler(services: Services) -> AsyncIOScheduler:
     every(apply_retention, id="retention", hours=1)
     every(publish_statistics, id="publish_statistics", hours=1)
     every(expire_console_sessions, id="expire_console_sessions", minutes=10)
+    every(fail_lost_replies, id="fail_lost_replies", minutes=2)
     # Directory edits reach the bot and the API within minutes, also in other processes: each
     # process refreshes its own index, so this one runs everywhere, not only in the leader.
     every(refresh_referral_index, id="refresh_referral_index", minutes=5, executor=EVERY_PROCESS)

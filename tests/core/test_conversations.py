@@ -105,3 +105,42 @@ async def test_new_messages_are_published_to_the_team(services):
     assert event["type"] == "message.created"
     assert keyring_of(services).open(event["message"]) == "live-Kanarie"
     assert "Kanarie" not in str(event), "events carry the sealed envelope only"
+
+
+async def test_only_replies_queued_long_ago_are_marked_lost_and_consoles_hear_it(services, clock):
+    """The outbound queue is in the memory of the process that took the reply. A reply still
+    queued after 10 minutes was lost with that process; a younger one may be in another
+    running process's queue right now, so it is left alone."""
+    from lotse.scheduler import create_scheduler, fail_lost_replies
+
+    counsellor = await add_counsellor(services, login="c1")
+    _, result = await handover(services, "a")
+    conversation_id = result.conversation.id
+    await services.conversations.claim(conversation_id=conversation_id, counsellor=counsellor)
+    old, _ = await services.conversations.add_counsellor_reply(
+        conversation_id=conversation_id, counsellor=counsellor, text="eins"
+    )
+    clock.advance(minutes=9)
+    young, _ = await services.conversations.add_counsellor_reply(
+        conversation_id=conversation_id, counsellor=counsellor, text="zwei"
+    )
+    assert await fail_lost_replies(services) == 0, "nothing is 10 minutes old yet"
+
+    clock.advance(minutes=1, seconds=1)
+    channel = team_channel(result.conversation.team_id)
+    async with services.bus.subscribe(channel) as events:
+        assert await fail_lost_replies(services) == 1
+        event = await asyncio.wait_for(events.get(), timeout=5)
+    assert event == {
+        "type": "message.delivery",
+        "message_id": str(old.id),
+        "conversation_id": str(conversation_id),
+        "delivery": "failed",
+    }
+    detail = await services.conversations.get_conversation(
+        conversation_id=conversation_id, counsellor=counsellor
+    )
+    delivery = {m.id: m.delivery for m in detail.messages}
+    assert (delivery[old.id], delivery[young.id]) == ("failed", "queued")
+    assert await fail_lost_replies(services) == 0, "a second run finds nothing more"
+    assert "fail_lost_replies" in {job.id for job in create_scheduler(services).get_jobs()}
