@@ -1,5 +1,6 @@
 """Pages that make and secure an account: the second factor after the password (set up once
-with recovery codes, then asked at every login) and the one-time invitation link."""
+with recovery codes, then asked at every login), the one-time invitation link, and the
+account page where a counsellor changes their password."""
 
 from __future__ import annotations
 
@@ -16,12 +17,14 @@ from markupsafe import Markup
 from core import crypto
 from core.crypto import constant_time_equal, new_token
 from core.db import transaction
-from core.models import Invitation
+from core.models import ConsoleSession, Counsellor, Invitation
 from core.ratelimit import attempt_key
 from core.web import integrity_hashes, require_same_origin
 from counsellor_console.auth import (
     InvitationError,
+    PasswordChangeError,
     SecondFactorError,
+    change_password,
     confirm_totp_setup,
     open_invitation,
     pending_totp_secret,
@@ -32,6 +35,7 @@ from counsellor_console.auth import (
 )
 from counsellor_console.deps import (
     get_services,
+    optional_login,
     second_factor_keys,
     session_cookie_name,
     session_policy,
@@ -231,5 +235,69 @@ def create_router() -> APIRouter:
         response = to_second_factor(services, session_token)
         response.delete_cookie(INVITE_CSRF_COOKIE, path="/console")
         return response
+
+    async def account_page(
+        request: Request,
+        login: tuple[Counsellor, ConsoleSession],
+        *,
+        status: int = 200,
+        error: str | None = None,
+    ) -> Response:
+        return render(
+            request,
+            "account.html",
+            status,
+            counsellor=login[0],
+            csrf=login[1].csrf_token,
+            error=error,
+            done=request.query_params.get("done"),
+        )
+
+    @router.get("/account")
+    async def account(request: Request) -> Response:
+        login = await optional_login(request)
+        if login is None:
+            return RedirectResponse("/console/second-factor", status_code=303)
+        return await account_page(request, login)
+
+    @router.post("/account/password", dependencies=[Depends(require_same_origin)])
+    async def password(
+        request: Request,
+        current: Annotated[str, Form(max_length=200)],
+        new: Annotated[str, Form(max_length=200)],
+        repeat: Annotated[str, Form(max_length=200)],
+        csrf: Annotated[str, Form(max_length=100)],
+    ) -> Response:
+        services = get_services(request)
+        login = await optional_login(request)
+        if login is None:
+            return RedirectResponse("/console/second-factor", status_code=303)
+        if not constant_time_equal(csrf, login[1].csrf_token):
+            raise HTTPException(status_code=403, detail="missing or wrong CSRF token")
+        # Guessing the current password here is limited like guessing it at the login.
+        limit_key = attempt_key(second_factor_keys(services).pepper, "password", str(login[0].id))
+        wait = await services.attempts.blocked_for(limit_key)
+        if wait > 0:
+            response = await account_page(
+                request, login, status=429, error="console.too_many_attempts"
+            )
+            response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+            return response
+        try:
+            async with transaction(services.sessions) as session:
+                await change_password(
+                    session,
+                    counsellor_id=login[0].id,
+                    current=current,
+                    new=new,
+                    repeat=repeat,
+                    keep_session=login[1].token_hash,
+                )
+        except PasswordChangeError as error:
+            if str(error) == "console.account.error.current":
+                await services.attempts.failed(limit_key)
+            return await account_page(request, login, status=422, error=str(error))
+        await services.attempts.succeeded(limit_key)
+        return RedirectResponse("/console/account?done=password", status_code=303)
 
     return router

@@ -231,6 +231,58 @@ def verify_second_factor(
     raise SecondFactorError("code does not match")
 
 
+class PasswordChangeError(ValueError):
+    """A password change refused; the message is the catalogue key of the reason."""
+
+
+async def change_password(
+    session: AsyncSession,
+    *,
+    counsellor_id: uuid.UUID,
+    current: str,
+    new: str,
+    repeat: str,
+    keep_session: str,
+) -> None:
+    """The account's own password change. Every other session of the account ends, so a
+    session opened with the old password (perhaps by someone else) does not outlive it."""
+    counsellor = await session.get(Counsellor, counsellor_id)
+    if counsellor is None or not verify_password(counsellor.password_hash, current):
+        raise PasswordChangeError("console.account.error.current")
+    if len(new) < MIN_PASSWORD:
+        raise PasswordChangeError("console.account.error.short")
+    if new != repeat:
+        raise PasswordChangeError("console.account.error.repeat")
+    if new == current:
+        raise PasswordChangeError("console.account.error.same")
+    counsellor.password_hash = hash_password(new)
+    await session.execute(
+        delete(ConsoleSession).where(
+            ConsoleSession.counsellor_id == counsellor_id,
+            ConsoleSession.token_hash != keep_session,
+        )
+    )
+
+
+async def reset_login(session: AsyncSession, *, login: str) -> str | None:
+    """For a forgotten password or a lost second factor (phone and recovery codes gone): a
+    new random password, returned once; the second factor is set up anew at the next login;
+    every session ends. Keys and team stay: the unlock passphrase is another secret
+    (`lotse account reset-keys`). None when there is no such account."""
+    counsellor = await session.scalar(select(Counsellor).where(Counsellor.login == login))
+    if counsellor is None:
+        return None
+    password = new_token(12)
+    counsellor.password_hash = hash_password(password)
+    counsellor.totp_secret_sealed = None
+    counsellor.totp_last_step = None
+    counsellor.recovery_codes = None
+    await session.execute(
+        delete(ConsoleSession).where(ConsoleSession.counsellor_id == counsellor.id)
+    )
+    return password
+
+
 def invitation_url(base_url: str, token: str) -> str:
     """The one-time link to give the invitee (console API, team page, command line)."""
     return f"{base_url.rstrip('/')}/console/invite/{token}"

@@ -139,6 +139,33 @@ def cmd_account_keys(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_account_reset_login(settings: Settings, args: argparse.Namespace) -> int:
+    """`account reset-login`: a forgotten password or a lost second factor."""
+    from counsellor_console.auth import reset_login
+
+    migrate.upgrade(settings.database_url)
+
+    async def run() -> str | None:
+        engine = create_engine(settings.database_url)
+        try:
+            async with transaction(create_sessionmaker(engine)) as session:
+                return await reset_login(session, login=args.login)
+        finally:
+            await engine.dispose()
+
+    password = asyncio.run(run())
+    if password is None:
+        print(f"Error: no account {args.login!r}", file=sys.stderr)
+        return 1
+    # Printed once to the operator's terminal; only its argon2id hash is stored.
+    print(
+        f"Account '{args.login}': every session ended. One-time password: {password}\n"
+        "At the next login they set up the second factor anew (new recovery codes), then "
+        "choose their own password under Konto. Their keys and team stay as they were."
+    )
+    return 0
+
+
 def cmd_keys_recover(settings: Settings, args: argparse.Namespace) -> int:
     """With the offline recovery key: the team's current key, wrapped for a member again."""
     from lotse import keyops
@@ -400,6 +427,11 @@ def main(argv: list[str] | None = None) -> int:
         "reset-keys", help="for a lost unlock passphrase: remove the member's keys and wraps"
     )
     reset.add_argument("login")
+    reset_login = account_sub.add_parser(
+        "reset-login",
+        help="forgotten password or lost second factor: new password, second factor anew",
+    )
+    reset_login.add_argument("login")
     _directory_parser(sub)
     keys = sub.add_parser("keys", help="offline keys: the organisation's recovery key")
     keys_sub = keys.add_subparsers(dest="action", required=True)
@@ -437,6 +469,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_account_invite(settings, args)
     if args.command == "keys":
         return cmd_keys_recover(settings, args)
+    if args.command == "account" and args.action == "reset-login":
+        return cmd_account_reset_login(settings, args)
     if args.command == "account" and args.action in ("leave", "reset-keys"):
         return cmd_account_keys(settings, args)
     if args.command == "account":

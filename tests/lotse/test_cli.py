@@ -187,3 +187,18 @@ async def test_migrate_builds_the_schema_and_a_second_run_changes_nothing(fresh_
         "stat_reports",
         "alembic_version",
     } <= tables
+
+
+async def test_account_reset_login_prints_a_new_password_and_the_old_one_is_gone(
+    fresh_env, capsys
+):
+    assert await asyncio.to_thread(main, ["account", "create", "anna"]) == 0
+    old = re.search(r"One-time password: (\S+)", capsys.readouterr().out).group(1)
+    assert await asyncio.to_thread(main, ["account", "reset-login", "anna"]) == 0
+    out = capsys.readouterr().out
+    new = re.search(r"One-time password: (\S+)", out).group(1)
+    assert "second factor anew" in out
+    assert await can_log_in(fresh_env, "anna", new)
+    assert not await can_log_in(fresh_env, "anna", old)
+    assert await asyncio.to_thread(main, ["account", "reset-login", "nobody"]) == 1
+    assert "no account 'nobody'" in capsys.readouterr().err
