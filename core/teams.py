@@ -3,7 +3,9 @@ and the settings a team lead keeps (opening hours, out-of-office text)."""
 
 from __future__ import annotations
 
+import re
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
@@ -15,6 +17,7 @@ from core.hours import OpeningHours
 from core.models import Counsellor, Team
 from core.schemas import ColleaguePublic, MemberPublic, TeamPublic, TeamSettings
 from core.team_keys import member_leaves
+from referral.records import STATE_NAMES
 
 AVAILABILITY = ("online", "away", "offline")
 # The console beats every minute; three missed beats and the counsellor no longer counts as
@@ -31,6 +34,85 @@ async def list_teams(*, sessions: async_sessionmaker[AsyncSession]) -> list[Team
     async with sessions() as session:
         teams = await session.scalars(select(Team).order_by(Team.name))
         return [TeamPublic.model_validate(team) for team in teams]
+
+
+class TeamError(ValueError):
+    """A team definition refused; the message says what to fix."""
+
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+
+
+def _checked_states(states: Sequence[str]) -> list[str]:
+    unknown = sorted(set(states) - set(STATE_NAMES))
+    if unknown:
+        raise TeamError(
+            f"unknown federal state {', '.join(unknown)}: use {', '.join(STATE_NAMES)}"
+        )
+    return sorted(set(states), key=list(STATE_NAMES).index)
+
+
+def _checked_languages(languages: Sequence[str]) -> list[str]:
+    if not languages:
+        raise TeamError("a team needs at least one language")
+    bad = [code for code in languages if not re.fullmatch(r"[a-z]{2}", code)]
+    if bad:
+        raise TeamError(f"languages are two-letter codes (ISO 639-1), not {', '.join(bad)}")
+    return list(dict.fromkeys(languages))
+
+
+async def create_team(
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    slug: str,
+    name: str,
+    federal_states: Sequence[str],
+    languages: Sequence[str],
+) -> TeamPublic:
+    """A team for some federal states (or, with none, another national one). It takes
+    conversations once its first lead has made its keys (docs/operations.md)."""
+    if not SLUG.fullmatch(slug):
+        raise TeamError("a team slug is 2-63 lowercase letters, digits and '-', e.g. 'bayern'")
+    if not name.strip():
+        raise TeamError("a team needs a name")
+    async with transaction(sessions) as session:
+        if await session.scalar(select(Team.id).where(Team.slug == slug)):
+            raise TeamError(f"team {slug!r} exists already")
+        team = Team(
+            slug=slug,
+            name=name.strip()[:200],
+            federal_states=_checked_states(federal_states),
+            languages=_checked_languages(languages),
+            created_at=clock.now(),
+        )
+        session.add(team)
+        await session.flush()
+        return TeamPublic.model_validate(team)
+
+
+async def change_team(
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    slug: str,
+    name: str | None = None,
+    federal_states: Sequence[str] | None = None,
+    languages: Sequence[str] | None = None,
+) -> TeamPublic:
+    """New conversations are routed by the new states and languages; open ones stay."""
+    async with transaction(sessions) as session:
+        team = await session.scalar(select(Team).where(Team.slug == slug))
+        if team is None:
+            raise TeamError(f"no team {slug!r}")
+        if name is not None:
+            if not name.strip():
+                raise TeamError("a team needs a name")
+            team.name = name.strip()[:200]
+        if federal_states is not None:
+            team.federal_states = _checked_states(federal_states)
+        if languages is not None:
+            team.languages = _checked_languages(languages)
+        return TeamPublic.model_validate(team)
 
 
 async def list_colleagues(

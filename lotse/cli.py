@@ -166,6 +166,71 @@ def cmd_account_reset_login(settings: Settings, args: argparse.Namespace) -> int
     return 0
 
 
+def _codes(value: str | None) -> list[str] | None:
+    return None if value is None else [c.strip() for c in value.split(",") if c.strip()]
+
+
+async def _team(settings: Settings, args: argparse.Namespace) -> str:
+    from core import teams
+    from core.team_keys import teams_with_keys
+    from lotse.bootstrap import ensure_national_team
+
+    engine = create_engine(settings.database_url)
+    sessions = create_sessionmaker(engine)
+    try:
+        if args.action == "create":
+            async with transaction(sessions) as session:
+                await ensure_national_team(session, clock=SystemClock())
+            team = await teams.create_team(
+                sessions=sessions,
+                clock=SystemClock(),
+                slug=args.slug,
+                name=args.name,
+                federal_states=_codes(args.states) or [],
+                languages=_codes(args.languages) or ["de"],
+            )
+            return (
+                f"Team '{team.slug}' created for {', '.join(team.federal_states) or 'all states'}"
+                f" ({', '.join(team.languages)}). It takes conversations once its first lead "
+                f"has made its keys: lotse account invite NAME --role team_lead --team {team.slug}"
+            )
+        if args.action == "set":
+            team = await teams.change_team(
+                sessions=sessions,
+                slug=args.slug,
+                name=args.name,
+                federal_states=_codes(args.states),
+                languages=_codes(args.languages),
+            )
+            return (
+                f"Team '{team.slug}': {team.name}; states "
+                f"{', '.join(team.federal_states) or 'all'}; languages {', '.join(team.languages)}"
+            )
+        async with sessions() as session:
+            ready = await teams_with_keys(session)
+        rows = [
+            f"{t.slug}\t{t.name}\t{','.join(t.federal_states) or 'all'}\t"
+            f"{','.join(t.languages)}\t{'keys' if t.id in ready else 'no keys yet'}"
+            for t in await teams.list_teams(sessions=sessions)
+        ]
+        return "\n".join(["slug\tname\tstates\tlanguages\tkeys", *rows])
+    finally:
+        await engine.dispose()
+
+
+def cmd_team(settings: Settings, args: argparse.Namespace) -> int:
+    """`team list|create|set`: the teams conversations are routed to by state and language."""
+    from core.teams import TeamError
+
+    migrate.upgrade(settings.database_url)
+    try:
+        print(asyncio.run(_team(settings, args)))
+    except TeamError as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_keys_recover(settings: Settings, args: argparse.Namespace) -> int:
     """With the offline recovery key: the team's current key, wrapped for a member again."""
     from lotse import keyops
@@ -378,6 +443,21 @@ def cmd_directory(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _team_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    team = sub.add_parser("team", help="the teams conversations are routed to")
+    actions = team.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="every team: states, languages, whether it has keys")
+    changes = (("create", "add a team"), ("set", "change a team's name, states or languages"))
+    for name, text in changes:
+        action = actions.add_parser(name, help=text)
+        action.add_argument("slug", help="short name, e.g. 'bayern'")
+        action.add_argument("--name", required=name == "create", help="the name counsellors see")
+        action.add_argument(
+            "--states", help="federal state codes it serves, comma-separated, e.g. BY or HB,NI"
+        )
+        action.add_argument("--languages", help="languages it answers in, e.g. de,en (default de)")
+
+
 def _directory_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     directory = sub.add_parser("directory", help="import, export and check directory data")
     actions = directory.add_subparsers(dest="action", required=True)
@@ -432,6 +512,7 @@ def main(argv: list[str] | None = None) -> int:
         help="forgotten password or lost second factor: new password, second factor anew",
     )
     reset_login.add_argument("login")
+    _team_parser(sub)
     _directory_parser(sub)
     keys = sub.add_parser("keys", help="offline keys: the organisation's recovery key")
     keys_sub = keys.add_subparsers(dest="action", required=True)
@@ -477,6 +558,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_account_create(settings, args)
     if args.command == "directory":
         return cmd_directory(settings, args)
+    if args.command == "team":
+        return cmd_team(settings, args)
     if args.command == "statistics":
         return cmd_statistics(settings, args)
     commands = {"serve": cmd_serve, "migrate": cmd_migrate}

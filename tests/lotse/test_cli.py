@@ -202,3 +202,25 @@ async def test_account_reset_login_prints_a_new_password_and_the_old_one_is_gone
     assert not await can_log_in(fresh_env, "anna", old)
     assert await asyncio.to_thread(main, ["account", "reset-login", "nobody"]) == 1
     assert "no account 'nobody'" in capsys.readouterr().err
+
+
+async def test_team_create_list_and_set_route_by_state_and_language(fresh_env, capsys):
+    async def run(*args: str) -> int:
+        return await asyncio.to_thread(main, list(args))
+
+    assert await run("team", "create", "bayern", "--name", "Team Bayern", "--states", "BY") == 0
+    assert "lotse account invite NAME --role team_lead --team bayern" in capsys.readouterr().out
+    assert await run("team", "create", "bayern", "--name", "Noch eins") == 1
+    assert "exists already" in capsys.readouterr().err
+    assert await run("team", "create", "nord", "--name", "Nord", "--states", "HB,XX") == 1
+    assert "unknown federal state XX" in capsys.readouterr().err
+    assert await run("team", "create", "Ä", "--name", "Umlaut") == 1
+    assert "lowercase" in capsys.readouterr().err
+    assert await run("team", "set", "bayern", "--states", "BY,BW", "--languages", "de,tr") == 0
+    assert await run("team", "set", "nope", "--name", "x") == 1
+    capsys.readouterr()
+    assert await run("team", "list") == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[0] == "slug\tname\tstates\tlanguages\tkeys"
+    assert "bayern\tTeam Bayern\tBW,BY\tde,tr\tno keys yet" in rows
+    assert any(row.startswith("bundesweit\t") for row in rows), "the national team is there"
