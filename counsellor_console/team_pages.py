@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import RedirectResponse
@@ -22,15 +23,17 @@ from core.crypto import constant_time_equal
 from core.db import transaction
 from core.hours import TIMEZONE, WEEKDAYS, InvalidHours
 from core.models import ConsoleSession, Counsellor
-from core.schemas import CannedCreate, TeamSettings
+from core.schemas import CannedCreate, TeamPublic, TeamSettings
 from core.statistics import PeriodOverlaps, TableOut, UnknownPeriod, check_reader
 from core.statistics import label as stats_label
 from core.teams import (
     LEAD_ROLES,
     NotAllowed,
+    acting_in,
     end_membership,
     get_settings,
     list_members,
+    list_teams,
     update_settings,
 )
 from core.web import integrity_hashes, require_same_origin
@@ -62,12 +65,28 @@ def create_router() -> APIRouter:
     integrity = integrity_hashes(HERE / "static")
 
     async def lead(request: Request) -> tuple[Counsellor, ConsoleSession] | Response:
+        """The lead's login; for an admin, in the team `?team=SLUG` names (their own without)."""
         login = await optional_login(request)
         if login is None:
             return RedirectResponse("/console/second-factor", status_code=303)
+        slug = request.query_params.get("team")
+        if login[0].role == "admin" and slug:
+            chosen = next((t for t in await admin_teams(request) if t.slug == slug), None)
+            if chosen is None:
+                return render(request, login, "team.html", 404, forbidden=True, unknown=True)
+            login = (acting_in(login[0], chosen.id), login[1])
         if login[0].role not in LEAD_ROLES or login[0].team_id is None:
             return render(request, login, "team.html", 403, forbidden=True)
         return login
+
+    async def admin_teams(request: Request) -> list[TeamPublic]:
+        return await list_teams(sessions=get_services(request).sessions)
+
+    def back_to(request: Request, login: tuple[Counsellor, ConsoleSession], done: str) -> str:
+        """Where a form's answer sends the browser: the same team's page again."""
+        slug = request.query_params.get("team")
+        team = f"&team={quote(slug)}" if login[0].role == "admin" and slug else ""
+        return f"/console/team?done={done}{team}"
 
     def render(
         request: Request,
@@ -107,11 +126,16 @@ def create_router() -> APIRouter:
         shown_hours = hours_input or {
             day: ", ".join((settings.opening_hours or {}).get(day, [])) for day in WEEKDAYS
         }
+        teams = await admin_teams(request) if login[0].role == "admin" else []
+        current = next((t for t in teams if t.id == login[0].team_id), None)
         return render(
             request,
             login,
             "team.html",
             status,
+            teams=teams,
+            current_team=current,
+            team_query=f"?team={quote(current.slug)}" if current else "",
             hours=shown_hours,
             away=settings.out_of_office,
             canned=texts,
@@ -161,7 +185,7 @@ def create_router() -> APIRouter:
             return await page(
                 request, login, status=422, error="console.team.hours_invalid", hours_input=form
             )
-        return RedirectResponse("/console/team?done=settings", status_code=303)
+        return RedirectResponse(back_to(request, login, "settings"), status_code=303)
 
     @router.post("/team/canned", dependencies=[Depends(require_same_origin)])
     async def save_canned(
@@ -193,7 +217,7 @@ def create_router() -> APIRouter:
                 )
         except (ValueError, ValidationError, canned.CannedNotFound):
             return await page(request, login, status=422, error="console.team.canned_invalid")
-        return RedirectResponse("/console/team?done=canned", status_code=303)
+        return RedirectResponse(back_to(request, login, "canned"), status_code=303)
 
     @router.post("/team/invite", dependencies=[Depends(require_same_origin)])
     async def invite(
@@ -245,7 +269,7 @@ def create_router() -> APIRouter:
             )
         except NotAllowed:
             return await page(request, login, status=403, error="console.team.end_invalid")
-        return RedirectResponse("/console/team?done=left", status_code=303)
+        return RedirectResponse(back_to(request, login, "left"), status_code=303)
 
     @router.get("/statistics")
     async def statistics(request: Request, period: str | None = None) -> Response:
