@@ -1,8 +1,7 @@
 """The team lead's pages. /console/team: opening hours, the out-of-office text the bot adds
 when nobody is there, the team's canned responses, and its members (invite by a one-time
 link, end someone's access); admins choose any team with `?team=SLUG`. /console/statistics:
-the monitoring
-dashboard (core/statistics.py), for leads and admins.
+the monitoring dashboard (core/statistics.py), for leads and admins.
 
 Server-rendered forms without script; each POST carries the session's CSRF token and passes the
 same-origin check, then post/redirect/get. A refused form comes back with a message."""
