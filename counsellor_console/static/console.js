@@ -291,10 +291,16 @@
   });
 
   let opening = 0;  // the latest click wins: a slower answer for an earlier one is dropped
+  // Messages that arrive live while a conversation is being opened: the transcript read may
+  // have been made before they were stored, so they are kept and shown once it is there.
+  let openingId = null;
+  const early = [];
 
   async function openConversation(id, claim) {
     showError(false);
     const mine = ++opening;
+    openingId = id;
+    early.length = 0;
     try {
       if (claim) await api("POST", "/conversations/" + id + "/claim");
       const detail = await api("GET", "/conversations/" + id);
@@ -311,10 +317,15 @@
       transcript.replaceChildren();
       shown.clear();
       detail.messages.forEach(renderMessage);
+      early.splice(0).forEach(renderMessage);  // shown once: renderMessage skips known ids
+      openingId = null;
       loadNotes().catch(() => showNotesState("unavailable"));
       (replyForm.hidden ? claimButton : replyBox).focus();
       await loadQueue();
-    } catch (error) { showError(true); }
+    } catch (error) {
+      if (mine === opening) openingId = null;
+      showError(true);
+    }
   }
 
   replyForm.addEventListener("submit", async (event) => {
@@ -349,7 +360,8 @@
     });
     source.addEventListener("message.created", (event) => {
       const message = JSON.parse(event.data).message;
-      if (message.conversation_id === current) renderMessage(message);
+      if (message.conversation_id === openingId) early.push(message);
+      else if (message.conversation_id === current) renderMessage(message);
       else loadQueue().catch(() => showError(true));
     });
     source.addEventListener("conversation.transferred", (event) => {

@@ -197,7 +197,11 @@ def _stop(process: subprocess.Popen[str]) -> None:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    # Playwright's 5 s default for expect() is short for a busy CI machine opening sealed
+    # messages (PBKDF2, ECDH) in the browser; only a failing check ever waits this long.
+    expect.set_options(timeout=15_000)
 
     executable = os.environ.get("LOTSE_CHROMIUM", "/usr/bin/chromium")
     with sync_playwright() as playwright:
@@ -278,13 +282,32 @@ def _login(page: Any, service: RunningService, login: str, password: str) -> Non
     service.cookies[login] = page.context.cookies()
 
 
+def run_on_service_db(service: RunningService, work: Any) -> Any:
+    """`await work(sessions)` against the service's own database, off the event loop that
+    Playwright's sync API owns in this thread."""
+    from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+    url = service.env.get("DATABASE_URL") or (
+        f"sqlite+aiosqlite:///{service.env['LOTSE_DATA_DIR']}/lotse.db"
+    )
+
+    async def run() -> Any:
+        engine = create_async_engine(url)
+        try:
+            return await work(async_sessionmaker(engine, expire_on_commit=False))
+        finally:
+            await engine.dispose()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, run()).result()
+
+
 def conversation_of(service: RunningService, user: Any) -> str:
     """The id of the emulator user's open conversation, newest first, read from the service's
     own database: its pseudonym is computed with the pepper the service generated, just as
     the bot computes it. The queue shows no content, so this is how a test knows which entry
     is its own; trying entries in turn would claim other tests' conversations on the way."""
     from sqlalchemy import select
-    from sqlalchemy.ext.asyncio import create_async_engine
 
     from bot.telegram.handlers import CHANNEL
     from core.identity import Identities
@@ -297,30 +320,45 @@ def conversation_of(service: RunningService, user: Any) -> str:
     )
     pseudonym = Identities(settings).pseudonym(channel=CHANNEL, identifier=str(user.user_id))
 
-    async def lookup() -> str | None:
-        engine = create_async_engine(settings.database_url)
-        try:
-            async with engine.connect() as connection:
-                found = await connection.scalar(
-                    select(Conversation.id)
-                    .join(Contact, Contact.id == Conversation.contact_id)
-                    .where(Contact.pseudonym == pseudonym, Conversation.status != "closed")
-                    .order_by(Conversation.created_at.desc())
-                    .limit(1)
-                )
-            return str(found) if found else None
-        finally:
-            await engine.dispose()
+    async def lookup(sessions: Any) -> str | None:
+        async with sessions() as session:
+            found = await session.scalar(
+                select(Conversation.id)
+                .join(Contact, Contact.id == Conversation.contact_id)
+                .where(Contact.pseudonym == pseudonym, Conversation.status != "closed")
+                .order_by(Conversation.created_at.desc())
+                .limit(1)
+            )
+        return str(found) if found else None
 
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        # Playwright's sync API owns this thread's event loop.
-        with ThreadPoolExecutor(1) as pool:
-            found = pool.submit(asyncio.run, lookup()).result()
-        if found:
-            return found
+        if found := run_on_service_db(service, lookup):
+            return str(found)
         time.sleep(0.3)
     raise AssertionError(f"the emulator user {user.user_id} has no open conversation")
+
+
+def message_count(service: RunningService, conversation_id: str) -> int:
+    """How many messages the service has stored for the conversation (sealed: only counted)."""
+    import uuid
+
+    from sqlalchemy import func, select
+
+    from core.models import Message
+
+    async def count(sessions: Any) -> int:
+        async with sessions() as session:
+            return int(
+                await session.scalar(
+                    select(func.count(Message.id)).where(
+                        Message.conversation_id == uuid.UUID(conversation_id)
+                    )
+                )
+                or 0
+            )
+
+    return int(run_on_service_db(service, count))
 
 
 def open_conversation_with(

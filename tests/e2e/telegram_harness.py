@@ -60,6 +60,9 @@ log = logging.getLogger(__name__)
 EMULATOR_DIR = Path(__file__).resolve().parent / "emulator"
 READY_MARKER = "EMULATOR READY"
 POLL_INTERVAL = 0.05  # seconds between polls of the emulator (proxy and users)
+# How long a test waits for the bot: generous, since CI machines can be slow and busy; a
+# test that passes never waits this long, only a failing one does.
+WAIT = 20.0
 HOST = "127.0.0.1"
 DEFAULT_BOT_USERNAME = "TestNameBot"
 
@@ -827,7 +830,7 @@ class TelegramUser:
         """Send a message with arbitrary content fields (contact, location, document, ...)."""
         self._post("/sendMessage", self._message(**content))
 
-    def click(self, button_text: str, timeout: float = 5.0) -> None:
+    def click(self, button_text: str, timeout: float = WAIT) -> None:
         """Press an inline button of the latest bot message that has an inline keyboard."""
         deadline = time.monotonic() + timeout
         while (found := self._find_button(button_text)) is None:
@@ -857,7 +860,7 @@ class TelegramUser:
     # receiving ---------------------------------------------------------------------------
 
     def wait_for_message(
-        self, contains: str | None = None, timeout: float = 10.0
+        self, contains: str | None = None, timeout: float = WAIT
     ) -> dict[str, Any]:
         """First bot message not returned before whose text/caption contains ``contains``."""
         deadline = time.monotonic() + timeout
@@ -883,7 +886,7 @@ class TelegramUser:
                 return
             self._returned.add(earlier["message_id"])
 
-    def wait_for_any(self, *contains: str, timeout: float = 10.0) -> dict[str, Any]:
+    def wait_for_any(self, *contains: str, timeout: float = WAIT) -> dict[str, Any]:
         """Like ``wait_for_message``, for the first new message that contains any of these."""
         deadline = time.monotonic() + timeout
         while True:

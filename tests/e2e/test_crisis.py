@@ -40,7 +40,7 @@ def test_crisis_after_start_gets_the_card_and_alerts_the_console(
     teen.wait_for_message("Wer bist du?")
     before = len(teen.messages())
     teen.send_text(CRISIS)
-    card = teen.wait_for_message("116 111", timeout=5)
+    card = teen.wait_for_message("116 111")
     assert teen.messages()[before]["message_id"] == card["message_id"], "the card comes first"
     assert "0800 111 0 111" in card["text"] and "Notruf 112" in card["text"]
     teen.wait_for_message("Bescheid")

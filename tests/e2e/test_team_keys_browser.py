@@ -776,28 +776,6 @@ def test_lead_reads_the_sealed_message_and_keeps_an_encrypted_note(
     assert page.evaluate("localStorage.length + sessionStorage.length") == 0
 
 
-def run_on_service_db(service: RunningService, work: Any) -> Any:
-    """`await work(sessions)` against the service's database, off Playwright's event loop."""
-    import asyncio
-    from concurrent.futures import ThreadPoolExecutor
-
-    from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
-
-    url = service.env.get("DATABASE_URL") or (
-        f"sqlite+aiosqlite:///{service.env['LOTSE_DATA_DIR']}/lotse.db"
-    )
-
-    async def run() -> Any:
-        engine = create_async_engine(url)
-        try:
-            return await work(async_sessionmaker(engine, expire_on_commit=False))
-        finally:
-            await engine.dispose()
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, run()).result()
-
-
 def test_lead_shares_keys_with_a_newcomer_and_rotates_after_they_leave(
     service: RunningService, e2e_emulator: Any, browser: Any, page: Page
 ) -> None:
@@ -806,7 +784,13 @@ def test_lead_shares_keys_with_a_newcomer_and_rotates_after_they_leave(
     from playwright.sync_api import expect
 
     from core.team_keys import member_leaves
-    from tests.e2e.conftest import BOT_TOKEN, console_login, open_conversation_with, unlock_keys
+    from tests.e2e.conftest import (
+        BOT_TOKEN,
+        console_login,
+        open_conversation_with,
+        run_on_service_db,
+        unlock_keys,
+    )
 
     if not service.lead_login or service.lead_login not in service.passphrases:
         pytest.skip("the development bootstrap made no team lead with keys")
