@@ -37,7 +37,12 @@ async def list_teams(*, sessions: async_sessionmaker[AsyncSession]) -> list[Team
 
 
 class TeamError(ValueError):
-    """A team definition refused; the message says what to fix."""
+    """A team definition refused: `code` for the console's catalogue (`console.team.error.*`),
+    the message for the command line."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
@@ -47,17 +52,19 @@ def _checked_states(states: Sequence[str]) -> list[str]:
     unknown = sorted(set(states) - set(STATE_NAMES))
     if unknown:
         raise TeamError(
-            f"unknown federal state {', '.join(unknown)}: use {', '.join(STATE_NAMES)}"
+            "state", f"unknown federal state {', '.join(unknown)}: use {', '.join(STATE_NAMES)}"
         )
     return sorted(set(states), key=list(STATE_NAMES).index)
 
 
 def _checked_languages(languages: Sequence[str]) -> list[str]:
     if not languages:
-        raise TeamError("a team needs at least one language")
+        raise TeamError("language", "a team needs at least one language")
     bad = [code for code in languages if not re.fullmatch(r"[a-z]{2}", code)]
     if bad:
-        raise TeamError(f"languages are two-letter codes (ISO 639-1), not {', '.join(bad)}")
+        raise TeamError(
+            "language", f"languages are two-letter codes (ISO 639-1), not {', '.join(bad)}"
+        )
     return list(dict.fromkeys(languages))
 
 
@@ -73,12 +80,14 @@ async def create_team(
     """A team for some federal states (or, with none, another national one). It takes
     conversations once its first lead has made its keys (docs/operations.md)."""
     if not SLUG.fullmatch(slug):
-        raise TeamError("a team slug is 2-63 lowercase letters, digits and '-', e.g. 'bayern'")
+        raise TeamError(
+            "slug", "a team slug is 2-63 lowercase letters, digits and '-', e.g. 'bayern'"
+        )
     if not name.strip():
-        raise TeamError("a team needs a name")
+        raise TeamError("name", "a team needs a name")
     async with transaction(sessions) as session:
         if await session.scalar(select(Team.id).where(Team.slug == slug)):
-            raise TeamError(f"team {slug!r} exists already")
+            raise TeamError("taken", f"team {slug!r} exists already")
         team = Team(
             slug=slug,
             name=name.strip()[:200],
@@ -103,10 +112,10 @@ async def change_team(
     async with transaction(sessions) as session:
         team = await session.scalar(select(Team).where(Team.slug == slug))
         if team is None:
-            raise TeamError(f"no team {slug!r}")
+            raise TeamError("unknown", f"no team {slug!r}")
         if name is not None:
             if not name.strip():
-                raise TeamError("a team needs a name")
+                raise TeamError("name", "a team needs a name")
             team.name = name.strip()[:200]
         if federal_states is not None:
             team.federal_states = _checked_states(federal_states)

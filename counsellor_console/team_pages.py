@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import RedirectResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
+from starlette.datastructures import FormData
 
 from core import canned
 from core.crypto import constant_time_equal
@@ -29,7 +30,10 @@ from core.statistics import label as stats_label
 from core.teams import (
     LEAD_ROLES,
     NotAllowed,
+    TeamError,
     acting_in,
+    change_team,
+    create_team,
     end_membership,
     get_settings,
     list_members,
@@ -44,6 +48,7 @@ from counsellor_console.auth import (
     invitation_url,
 )
 from counsellor_console.deps import get_services, optional_login
+from referral.records import FEDERAL_STATES
 
 HERE = Path(__file__).parent
 LANGUAGES = ("de", "en")
@@ -105,6 +110,7 @@ def create_router() -> APIRouter:
                 (day, catalogue.text("de", f"weekday.{i}")) for i, day in enumerate(WEEKDAYS)
             ],
             languages=LANGUAGES,
+            state_codes=FEDERAL_STATES,
         )
         return templates.TemplateResponse(request, name, context, status_code=status)
 
@@ -270,6 +276,71 @@ def create_router() -> APIRouter:
         except NotAllowed:
             return await page(request, login, status=403, error="console.team.end_invalid")
         return RedirectResponse(back_to(request, login, "left"), status_code=303)
+
+    async def admin_form(
+        request: Request,
+    ) -> tuple[Counsellor, ConsoleSession, FormData] | Response:
+        """An admin's team definition form: the login (in the chosen team) and the form, or
+        the answer that refuses it."""
+        login = await lead(request)
+        if isinstance(login, Response):
+            return login
+        form = await request.form()
+        if not checked(login, str(form.get("csrf", ""))):
+            return await page(request, login, status=403, error="curation.csrf_failed")
+        if login[0].role != "admin":
+            return await page(request, login, status=403, error="console.team.admin_only")
+        return (*login, form)
+
+    def definition(form: FormData) -> dict[str, Any]:
+        languages = str(form.get("languages", ""))
+        return {
+            "name": str(form.get("name", "")),
+            "federal_states": [str(v) for v in form.getlist("states")],
+            "languages": [c.strip() for c in languages.split(",") if c.strip()],
+        }
+
+    @router.post("/team/definition", dependencies=[Depends(require_same_origin)])
+    async def save_definition(request: Request) -> Response:
+        """An admin changes the chosen team's name, states and languages (the routing)."""
+        answer = await admin_form(request)
+        if isinstance(answer, Response):
+            return answer
+        counsellor, row, form = answer
+        login = (counsellor, row)
+        services = get_services(request)
+        slug = next(t.slug for t in await admin_teams(request) if t.id == counsellor.team_id)
+        try:
+            await change_team(sessions=services.sessions, slug=slug, **definition(form))
+        except TeamError as error:
+            return await page(request, login, status=422, error=f"console.team.error.{error.code}")
+        return RedirectResponse(back_to(request, login, "definition"), status_code=303)
+
+    @router.post("/team/create", dependencies=[Depends(require_same_origin)])
+    async def create(request: Request) -> Response:
+        """An admin adds a team; its page is shown next, to invite its first lead."""
+        answer = await admin_form(request)
+        if isinstance(answer, Response):
+            return answer
+        counsellor, row, form = answer
+        services = get_services(request)
+        try:
+            team = await create_team(
+                sessions=services.sessions,
+                clock=services.clock,
+                slug=str(form.get("slug", "")).strip(),
+                **definition(form),
+            )
+        except TeamError as error:
+            return await page(
+                request,
+                (counsellor, row),
+                status=422,
+                error=f"console.team.error.{error.code}",
+            )
+        return RedirectResponse(
+            f"/console/team?done=created&team={quote(team.slug)}", status_code=303
+        )
 
     @router.get("/statistics")
     async def statistics(request: Request, period: str | None = None) -> Response:

@@ -91,3 +91,66 @@ async def test_a_lead_stays_in_their_own_team_whatever_the_query_says(client, se
     assert saved.headers["location"] == "/console/team?done=settings"
     assert (await team_of(services, "bayern")).opening_hours is None
     assert (await team_of(services, "bundesweit")).opening_hours == {"mon": ["10:00-11:00"]}
+
+
+async def test_an_admin_creates_a_team_and_changes_its_states_on_the_page(client, services):
+    csrf = await as_admin(client, services)
+    page = (await client.get("/console/team")).text
+    assert "Teams verwalten (Admin)" in page and 'action="/console/team/create' in page
+    made = await client.post(
+        "/console/team/create",
+        data={
+            "csrf": csrf,
+            "slug": "nord",
+            "name": "Team Nord",
+            "states": ["HB", "NI"],
+            "languages": "de, en",
+        },
+    )
+    assert made.status_code == 303
+    assert made.headers["location"] == "/console/team?done=created&team=nord"
+    shown = (await client.get(made.headers["location"])).text
+    assert "Das Team ist angelegt" in shown and '<option value="nord" selected>' in shown
+    nord = await team_of(services, "nord")
+    assert (nord.name, nord.federal_states, nord.languages) == (
+        "Team Nord",
+        ["HB", "NI"],
+        ["de", "en"],
+    )
+
+    changed = await client.post(
+        "/console/team/definition?team=nord",
+        data={"csrf": csrf, "name": "Team Nord", "states": ["HB"], "languages": "de"},
+    )
+    assert changed.headers["location"] == "/console/team?done=definition&team=nord"
+    nord = await team_of(services, "nord")
+    assert (nord.federal_states, nord.languages) == (["HB"], ["de"])
+
+    cases = [
+        ({"slug": "nord", "name": "Noch eins", "languages": "de"}, "schon ein Team"),
+        ({"slug": "Nord Ost", "name": "X", "languages": "de"}, "Kurzname passt nicht"),
+        ({"slug": "ost", "name": "Ost", "states": ["XX"], "languages": "de"}, "unbekannt"),
+        ({"slug": "ost", "name": "Ost", "languages": "deutsch"}, "mindestens eine Sprache"),
+        ({"slug": "ost", "name": " ", "languages": "de"}, "einen Namen"),
+    ]
+    for fields, message in cases:
+        refused = await client.post("/console/team/create", data={"csrf": csrf, **fields})
+        assert refused.status_code == 422 and message in refused.text, fields
+    assert await team_of(services, "ost") is None
+
+
+async def test_only_admins_define_teams(client, services):
+    csrf = await as_lead(client, services)
+    assert "Teams verwalten" not in (await client.get("/console/team")).text
+    refused = await client.post(
+        "/console/team/create",
+        data={"csrf": csrf, "slug": "nord", "name": "Nord", "languages": "de"},
+    )
+    assert refused.status_code == 403 and "nur Admins" in refused.text
+    changed = await client.post(
+        "/console/team/definition",
+        data={"csrf": csrf, "name": "Umbenannt", "languages": "de"},
+    )
+    assert changed.status_code == 403
+    assert await team_of(services, "nord") is None
+    assert (await team_of(services, "bundesweit")).name != "Umbenannt"

@@ -1,5 +1,6 @@
 """An admin in Chromium: a team made with `lotse team create`, chosen on the team page from
-the keyboard, its hours saved there; axe finds no serious problem."""
+the keyboard, its hours saved there; another team made on the page; axe finds no serious
+problem."""
 
 from __future__ import annotations
 
@@ -42,6 +43,24 @@ def test_an_admin_keeps_another_teams_hours(service: RunningService, browser: Br
         page.screenshot(path=str(SCREENSHOTS / "console-team-admin.png"))
         page.goto(service.url + "/console/team")
         expect(page.get_by_label("Montag")).not_to_have_value("09:00-12:00")
+
+        # A new team from the page: short name, name, a state ticked, languages.
+        new = page.locator("form", has=page.get_by_role("heading", name="Neues Team"))
+        new.get_by_label("Kurzname").fill("e2e-nord")
+        new.get_by_label("Name", exact=True).fill("Team Nord")
+        new.get_by_label("Bremen").check()
+        new.get_by_label("Sprachen").fill("de, en")
+        new.get_by_role("button", name="Team anlegen").click()
+        page.wait_for_url("**/console/team?done=created&team=e2e-nord")
+        expect(page.get_by_role("status")).to_contain_text("Das Team ist angelegt")
+        this = page.locator("form", has=page.get_by_role("heading", name="Dieses Team"))
+        expect(this.get_by_label("Bremen")).to_be_checked()
+        expect(this.get_by_label("Sprachen")).to_have_value("de, en")
+        this.scroll_into_view_if_needed()
+        page.screenshot(path=str(SCREENSHOTS / "console-team-admin-define.png"), full_page=True)
+        assert serious_problems(page) == [], "team definition forms"
     finally:
         context.close()
-    assert "e2e-bayern\tTeam Bayern\tBY\tde\tno keys yet" in service.lotse("team", "list")
+    listed = service.lotse("team", "list")
+    assert "e2e-bayern\tTeam Bayern\tBY\tde\tno keys yet" in listed
+    assert "e2e-nord\tTeam Nord\tHB\tde,en\tno keys yet" in listed
