@@ -279,7 +279,7 @@ def create_router() -> APIRouter:
 
     async def admin_form(
         request: Request,
-    ) -> tuple[Counsellor, ConsoleSession, FormData] | Response:
+    ) -> tuple[tuple[Counsellor, ConsoleSession], FormData] | Response:
         """An admin's team definition form: the login (in the chosen team) and the form, or
         the answer that refuses it."""
         login = await lead(request)
@@ -290,7 +290,7 @@ def create_router() -> APIRouter:
             return await page(request, login, status=403, error="curation.csrf_failed")
         if login[0].role != "admin":
             return await page(request, login, status=403, error="console.team.admin_only")
-        return (*login, form)
+        return login, form
 
     def definition(form: FormData) -> dict[str, Any]:
         languages = str(form.get("languages", ""))
@@ -306,10 +306,9 @@ def create_router() -> APIRouter:
         answer = await admin_form(request)
         if isinstance(answer, Response):
             return answer
-        counsellor, row, form = answer
-        login = (counsellor, row)
+        login, form = answer
         services = get_services(request)
-        slug = next(t.slug for t in await admin_teams(request) if t.id == counsellor.team_id)
+        slug = next(t.slug for t in await admin_teams(request) if t.id == login[0].team_id)
         try:
             await change_team(sessions=services.sessions, slug=slug, **definition(form))
         except TeamError as error:
@@ -322,7 +321,7 @@ def create_router() -> APIRouter:
         answer = await admin_form(request)
         if isinstance(answer, Response):
             return answer
-        counsellor, row, form = answer
+        login, form = answer
         services = get_services(request)
         try:
             team = await create_team(
@@ -332,12 +331,7 @@ def create_router() -> APIRouter:
                 **definition(form),
             )
         except TeamError as error:
-            return await page(
-                request,
-                (counsellor, row),
-                status=422,
-                error=f"console.team.error.{error.code}",
-            )
+            return await page(request, login, status=422, error=f"console.team.error.{error.code}")
         return RedirectResponse(
             f"/console/team?done=created&team={quote(team.slug)}", status_code=303
         )
