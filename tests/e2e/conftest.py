@@ -166,9 +166,26 @@ def service(
             r"login '([^']+)', password '[^']+', unlock passphrase '([^']+)'", printed
         ):
             running.passphrases[login] = passphrase
+        run_on_service_db(running, _room_for_every_test)
         yield running
     finally:
         _stop(process)
+
+
+async def _room_for_every_test(sessions: Any) -> None:
+    """The tests share one service and its development accounts, and many take a conversation
+    and leave it open. With the default capacity (5 at once) a later test's claim would depend
+    on how many earlier ones ran; the capacity itself is tested in tests/console."""
+    from sqlalchemy import update
+
+    from core.models import Counsellor
+
+    async with sessions() as session, session.begin():
+        await session.execute(
+            update(Counsellor)
+            .where(Counsellor.login.in_(("dev", "dev-lead")))
+            .values(capacity=1000)
+        )
 
 
 def _wait_until_up(service: RunningService, timeout: float = 120.0) -> None:
