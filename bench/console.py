@@ -521,7 +521,8 @@ class Fanout:
 
 
 async def _receivers(bus: EventBus, channel: str) -> int:
-    # A publish says how many subscribers got it (one per SSE stream, for both buses).
+    # A publish says how many subscribers got it: SSE streams on the memory bus, processes on
+    # Redis (one pub/sub connection per process serves all its streams).
     return await bus.publish(channel, {"type": "bench.probe"})
 
 

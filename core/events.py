@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 Event = dict[str, Any]
@@ -60,16 +61,33 @@ class MemoryEventBus:
 
 
 class RedisEventBus:
-    """Fans events out across app processes; each subscriber holds one pub/sub connection.
+    """Fans events out across app processes, over one pub/sub connection per process.
 
-    Subscribers use their own client so that long-lived streams never starve the command pool.
+    A channel is subscribed in Redis while anyone in this process listens to it; each event
+    is read and decoded once and offered to every local queue. (With one connection per
+    console, the server read and parsed the same message 500 times for 500 consoles:
+    bench/README.md.) A publish therefore counts processes, not consoles. If the connection
+    breaks, redis-py connects again and subscribes every channel again; the local
+    subscribers then get a `queue.updated`, so that consoles catch up on what they missed.
+
+    Subscribers use a client of their own, so long-lived streams never starve the pool.
     """
 
     prefix = "lotse:events:"
+    # How long a new subscription may take to be confirmed by Redis.
+    CONFIRM_SECONDS = 10.0
+    # A broken connection is tried again after this long, and up to 30 s.
+    RETRY_SECONDS = 0.5
 
     def __init__(self, redis: Redis, subscriber_redis: Redis) -> None:
         self._redis = redis
         self._subscriber_redis = subscriber_redis
+        self._local: dict[str, set[asyncio.Queue[Event]]] = defaultdict(set)
+        self._pubsub: Any = None
+        self._reader: asyncio.Task[None] | None = None
+        # Subscribing and unsubscribing in Redis, one change at a time.
+        self._changes = asyncio.Lock()
+        self._confirmed: dict[bytes, asyncio.Future[None]] = {}
 
     async def publish(self, channel: str, event: Event) -> int:
         return int(await self._redis.publish(self.prefix + channel, json.dumps(event)))
@@ -77,28 +95,94 @@ class RedisEventBus:
     @asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[asyncio.Queue[Event]]:
         queue: asyncio.Queue[Event] = asyncio.Queue(1000)
-        pubsub = self._subscriber_redis.pubsub()
-        await pubsub.subscribe(self.prefix + channel)
-        reader = asyncio.create_task(self._pump(pubsub, queue))
+        async with self._changes:
+            first = not self._local.get(channel)
+            self._local[channel].add(queue)
+            if first:
+                try:
+                    await self._subscribe_in_redis(channel)
+                except BaseException:
+                    self._leave(channel, queue)
+                    raise
         try:
             yield queue
         finally:
-            reader.cancel()
+            async with self._changes:
+                if self._leave(channel, queue) and self._pubsub is not None:
+                    try:
+                        await self._pubsub.unsubscribe(self.prefix + channel)
+                    except (RedisError, OSError):
+                        log.warning("event channel not unsubscribed", exc_info=True)
+
+    def _leave(self, channel: str, queue: asyncio.Queue[Event]) -> bool:
+        """Drops the queue; True when it was the channel's last one here."""
+        queues = self._local.get(channel, set())
+        queues.discard(queue)
+        if queues:
+            return False
+        self._local.pop(channel, None)
+        return True
+
+    async def _subscribe_in_redis(self, channel: str) -> None:
+        key = (self.prefix + channel).encode()
+        confirmed = asyncio.get_running_loop().create_future()
+        self._confirmed[key] = confirmed
+        try:
+            if self._pubsub is None:
+                self._pubsub = self._subscriber_redis.pubsub()
+            await self._pubsub.subscribe(key)
+            if self._reader is None or self._reader.done():
+                self._reader = asyncio.create_task(self._read(), name="event-bus-reader")
+            # Redis confirms on the same connection: from then on no publish is missed.
+            await asyncio.wait_for(confirmed, timeout=self.CONFIRM_SECONDS)
+        finally:
+            self._confirmed.pop(key, None)
+
+    async def _read(self) -> None:
+        wait = self.RETRY_SECONDS
+        broken = False
+        while True:
             try:
-                await reader
+                item = await self._pubsub.get_message(timeout=None)
             except asyncio.CancelledError:
-                pass
-            await pubsub.unsubscribe()
-            await pubsub.aclose()
+                raise
+            except (RedisError, OSError):
+                if not broken:
+                    log.warning("event bus lost its Redis connection; connecting again")
+                broken = True
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, 30.0)
+                continue
+            if broken:
+                broken, wait = False, self.RETRY_SECONDS
+                log.info("event bus connected again")
+                for queues in list(self._local.values()):
+                    for queue in list(queues):
+                        _offer(queue, {"type": "queue.updated"})
+            if item is None:
+                continue
+            channel = item.get("channel")
+            if item.get("type") == "subscribe":
+                future = self._confirmed.get(channel)
+                if future is not None and not future.done():
+                    future.set_result(None)
+            elif item.get("type") == "message" and isinstance(channel, bytes):
+                queues = self._local.get(channel.decode().removeprefix(self.prefix))
+                if queues:
+                    event = json.loads(item["data"])
+                    for queue in list(queues):
+                        _offer(queue, event)
 
     async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            try:
+                await self._reader
+            except asyncio.CancelledError:
+                pass
+        if self._pubsub is not None:
+            await self._pubsub.aclose()
         await self._subscriber_redis.aclose()
-
-    @staticmethod
-    async def _pump(pubsub: Any, queue: asyncio.Queue[Event]) -> None:
-        async for item in pubsub.listen():
-            if item.get("type") == "message":
-                _offer(queue, json.loads(item["data"]))
 
 
 def team_channel(team_id: object) -> str:

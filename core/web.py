@@ -6,6 +6,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -97,7 +98,10 @@ def sse_response(
     must end with the session that opened it (logout, expiry, a disabled account)."""
 
     async def stream() -> AsyncIterator[str]:
-        checked = time.monotonic()
+        # Each stream starts its recheck clock at a random point of the interval: consoles
+        # that connected together (a restart, a bench) would otherwise all ask the database
+        # before the same event, and every one of them would wait for the burst.
+        checked = time.monotonic() - random.uniform(0.0, RECHECK_SECONDS)
         async with bus.subscribe(channel) as queue:
             yield ": connected\n\n"
             while not await request.is_disconnected():

@@ -34,7 +34,8 @@ from referral.index import ReferralIndexHolder
 log = logging.getLogger(__name__)
 FLOW_STATE_TTL = timedelta(days=7)
 # Commands (state, locks, publish) share a bounded pool and wait for a free connection instead of
-# failing; every live subscriber holds a pub/sub connection of its own, from a separate pool.
+# failing. The event bus holds one pub/sub connection per process for all its subscribers,
+# from a client of its own, so long-lived streams never take from that pool.
 REDIS_POOL_SIZE = 64
 REDIS_POOL_TIMEOUT_SECONDS = 10
 REDIS_SUBSCRIBER_LIMIT = 5000
