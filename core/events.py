@@ -167,10 +167,10 @@ class RedisEventBus:
                 if future is not None and not future.done():
                     future.set_result(None)
             elif item.get("type") == "message" and isinstance(channel, bytes):
-                queues = self._local.get(channel.decode().removeprefix(self.prefix))
-                if queues:
+                listeners = self._local.get(channel.decode().removeprefix(self.prefix))
+                if listeners:
                     event = json.loads(item["data"])
-                    for queue in list(queues):
+                    for queue in list(listeners):
                         _offer(queue, event)
 
     async def close(self) -> None:
