@@ -7,7 +7,11 @@ import asyncio
 import getpass
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core import crypto, logs
 from core.clock import SystemClock
@@ -28,17 +32,29 @@ from lotse.bootstrap import (
     invite_account,
 )
 
+T = TypeVar("T")
 
-async def _prepare(settings: Settings) -> list[DevAccount]:
+
+async def _with_sessions(
+    settings: Settings, work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]
+) -> T:
+    """`await work(sessions)` on an engine made for this one command and closed after it."""
     engine = create_engine(settings.database_url)
     try:
-        return await bootstrap(
-            create_sessionmaker(engine),
-            clock=SystemClock(),
-            create_dev_account=settings.create_dev_account and not settings.is_production,
-        )
+        return await work(create_sessionmaker(engine))
     finally:
         await engine.dispose()
+
+
+async def _prepare(settings: Settings) -> list[DevAccount]:
+    return await _with_sessions(
+        settings,
+        lambda sessions: bootstrap(
+            sessions,
+            clock=SystemClock(),
+            create_dev_account=settings.create_dev_account and not settings.is_production,
+        ),
+    )
 
 
 def cmd_migrate(settings: Settings) -> int:
@@ -91,18 +107,17 @@ def cmd_account_create(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _create_account(settings: Settings, args: argparse.Namespace) -> str:
-    engine = create_engine(settings.database_url)
-    try:
-        return await create_account(
-            create_sessionmaker(engine),
+    return await _with_sessions(
+        settings,
+        lambda sessions: create_account(
+            sessions,
             clock=SystemClock(),
             login=args.login,
             display_name=args.display_name or args.login,
             role=args.role,
             team_slug=args.team,
-        )
-    finally:
-        await engine.dispose()
+        ),
+    )
 
 
 def cmd_account_keys(settings: Settings, args: argparse.Namespace) -> int:
@@ -111,28 +126,23 @@ def cmd_account_keys(settings: Settings, args: argparse.Namespace) -> int:
 
     migrate.upgrade(settings.database_url)
 
-    async def run() -> str:
-        engine = create_engine(settings.database_url)
-        sessions = create_sessionmaker(engine)
-        try:
-            if args.action == "leave":
-                await keyops.leave(sessions, login=args.login)
-                return (
-                    f"'{args.login}' is disabled; sessions and key wraps are gone. A team lead's "
-                    "console starts the next key epoch when it is next unlocked."
-                )
-            had = await keyops.reset_keys(sessions, login=args.login)
+    async def run(sessions: async_sessionmaker[AsyncSession]) -> str:
+        if args.action == "leave":
+            await keyops.leave(sessions, login=args.login)
             return (
-                f"Member keys of '{args.login}' removed; they set up new ones at the next login "
-                "and wait for a team lead to release the team's keys."
-                if had
-                else f"'{args.login}' had no member keys."
+                f"'{args.login}' is disabled; sessions and key wraps are gone. A team lead's "
+                "console starts the next key epoch when it is next unlocked."
             )
-        finally:
-            await engine.dispose()
+        had = await keyops.reset_keys(sessions, login=args.login)
+        return (
+            f"Member keys of '{args.login}' removed; they set up new ones at the next login "
+            "and wait for a team lead to release the team's keys."
+            if had
+            else f"'{args.login}' had no member keys."
+        )
 
     try:
-        print(asyncio.run(run()))
+        print(asyncio.run(_with_sessions(settings, run)))
     except AccountError as error:
         print(f"Error: {error}", file=sys.stderr)
         return 1
@@ -145,15 +155,11 @@ def cmd_account_reset_login(settings: Settings, args: argparse.Namespace) -> int
 
     migrate.upgrade(settings.database_url)
 
-    async def run() -> str | None:
-        engine = create_engine(settings.database_url)
-        try:
-            async with transaction(create_sessionmaker(engine)) as session:
-                return await reset_login(session, login=args.login)
-        finally:
-            await engine.dispose()
+    async def run(sessions: async_sessionmaker[AsyncSession]) -> str | None:
+        async with transaction(sessions) as session:
+            return await reset_login(session, login=args.login)
 
-    password = asyncio.run(run())
+    password = asyncio.run(_with_sessions(settings, run))
     if password is None:
         print(f"Error: no account {args.login!r}", file=sys.stderr)
         return 1
@@ -170,52 +176,47 @@ def _codes(value: str | None) -> list[str] | None:
     return None if value is None else [c.strip() for c in value.split(",") if c.strip()]
 
 
-async def _team(settings: Settings, args: argparse.Namespace) -> str:
+async def _team(args: argparse.Namespace, sessions: async_sessionmaker[AsyncSession]) -> str:
     from core import teams
     from core.team_keys import teams_with_keys
     from lotse.bootstrap import ensure_national_team
 
-    engine = create_engine(settings.database_url)
-    sessions = create_sessionmaker(engine)
-    try:
-        if args.action == "create":
-            async with transaction(sessions) as session:
-                await ensure_national_team(session, clock=SystemClock())
-            team = await teams.create_team(
-                sessions=sessions,
-                clock=SystemClock(),
-                slug=args.slug,
-                name=args.name,
-                federal_states=_codes(args.states) or [],
-                languages=_codes(args.languages) or ["de"],
-            )
-            return (
-                f"Team '{team.slug}' created for {', '.join(team.federal_states) or 'all states'}"
-                f" ({', '.join(team.languages)}). It takes conversations once its first lead "
-                f"has made its keys: lotse account invite NAME --role team_lead --team {team.slug}"
-            )
-        if args.action == "set":
-            team = await teams.change_team(
-                sessions=sessions,
-                slug=args.slug,
-                name=args.name,
-                federal_states=_codes(args.states),
-                languages=_codes(args.languages),
-            )
-            return (
-                f"Team '{team.slug}': {team.name}; states "
-                f"{', '.join(team.federal_states) or 'all'}; languages {', '.join(team.languages)}"
-            )
-        async with sessions() as session:
-            ready = await teams_with_keys(session)
-        rows = [
-            f"{t.slug}\t{t.name}\t{','.join(t.federal_states) or 'all'}\t"
-            f"{','.join(t.languages)}\t{'keys' if t.id in ready else 'no keys yet'}"
-            for t in await teams.list_teams(sessions=sessions)
-        ]
-        return "\n".join(["slug\tname\tstates\tlanguages\tkeys", *rows])
-    finally:
-        await engine.dispose()
+    if args.action == "create":
+        async with transaction(sessions) as session:
+            await ensure_national_team(session, clock=SystemClock())
+        team = await teams.create_team(
+            sessions=sessions,
+            clock=SystemClock(),
+            slug=args.slug,
+            name=args.name,
+            federal_states=_codes(args.states) or [],
+            languages=_codes(args.languages) or ["de"],
+        )
+        return (
+            f"Team '{team.slug}' created for {', '.join(team.federal_states) or 'all states'}"
+            f" ({', '.join(team.languages)}). It takes conversations once its first lead "
+            f"has made its keys: lotse account invite NAME --role team_lead --team {team.slug}"
+        )
+    if args.action == "set":
+        team = await teams.change_team(
+            sessions=sessions,
+            slug=args.slug,
+            name=args.name,
+            federal_states=_codes(args.states),
+            languages=_codes(args.languages),
+        )
+        return (
+            f"Team '{team.slug}': {team.name}; states "
+            f"{', '.join(team.federal_states) or 'all'}; languages {', '.join(team.languages)}"
+        )
+    async with sessions() as session:
+        ready = await teams_with_keys(session)
+    rows = [
+        f"{t.slug}\t{t.name}\t{','.join(t.federal_states) or 'all'}\t"
+        f"{','.join(t.languages)}\t{'keys' if t.id in ready else 'no keys yet'}"
+        for t in await teams.list_teams(sessions=sessions)
+    ]
+    return "\n".join(["slug\tname\tstates\tlanguages\tkeys", *rows])
 
 
 def cmd_team(settings: Settings, args: argparse.Namespace) -> int:
@@ -224,7 +225,7 @@ def cmd_team(settings: Settings, args: argparse.Namespace) -> int:
 
     migrate.upgrade(settings.database_url)
     try:
-        print(asyncio.run(_team(settings, args)))
+        print(asyncio.run(_with_sessions(settings, lambda sessions: _team(args, sessions))))
     except TeamError as error:
         print(f"Error: {error}", file=sys.stderr)
         return 1
@@ -285,17 +286,16 @@ def cmd_account_invite(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _invite(settings: Settings, args: argparse.Namespace) -> str:
-    engine = create_engine(settings.database_url)
-    try:
-        return await invite_account(
-            create_sessionmaker(engine),
+    return await _with_sessions(
+        settings,
+        lambda sessions: invite_account(
+            sessions,
             clock=SystemClock(),
             display_name=args.display_name,
             role=args.role,
             team_slug=args.team,
-        )
-    finally:
-        await engine.dispose()
+        ),
+    )
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
