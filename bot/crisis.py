@@ -21,9 +21,11 @@ from typing import Any
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
+from core.schemas import CRISIS_CATEGORIES
+
 LEXICON_FILE = Path(__file__).with_name("crisis_lexicon.json")
 # In order of urgency: a message that hits several categories reports the first.
-CATEGORIES = ("suicide", "self_harm", "abuse", "violence", "runaway")
+CATEGORIES = CRISIS_CATEGORIES
 GAP = "..."
 MAX_GAP = 3
 MAX_TERM_WORDS = 6
@@ -110,6 +112,7 @@ class _Pattern:
     category: str | None  # None for a guard
     slots: tuple[_Slot | None, ...]  # None stands for a gap
     letters: int
+    strong: bool = False  # no guard silences it
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +131,9 @@ class CrisisDetector:
         guards: Iterable[str] = (),
         spellings: Mapping[str, Iterable[str]] | None = None,
         negations: Iterable[str] = (),
+        unguarded: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
-        unknown = set(categories) - set(CATEGORIES)
+        unknown = (set(categories) | set(unguarded or {})) - set(CATEGORIES)
         if unknown:
             raise LexiconError(f"unknown crisis categories: {sorted(unknown)}")
         self._vocab_index: dict[tuple[str, bool], int] = {}
@@ -138,6 +142,14 @@ class CrisisDetector:
             for category, terms in categories.items()
             for term in terms
         ]
+        # Terms no guard silences: a threat by a person ("er bringt mich um, wenn ...") shares
+        # its words with the joke guard "bringt mich um" and must still raise the alarm.
+        self._strong = [
+            self._compile(term, category, strong=True)
+            for category, terms in (unguarded or {}).items()
+            for term in terms
+        ]
+        self._patterns += self._strong
         self._guards = [self._compile(term, None) for term in guards]
         self._negations = frozenset(w for term in negations for w in normalize(term))
         self._spelled: dict[str, set[int]] = {}
@@ -169,8 +181,34 @@ class CrisisDetector:
         self._mergeable = frozenset(w for w, _ in self._vocab_index if len(w) >= MERGE_MIN)
 
     @classmethod
-    def load(cls, path: Path = LEXICON_FILE) -> CrisisDetector:
-        return cls.from_mapping(json.loads(path.read_text(encoding="utf-8")))
+    def load(cls, *paths: Path) -> CrisisDetector:
+        """The lexicon files together: the German and English one and one per further language
+        (crisis_lexicon_tr.json, ...), each in the same format."""
+        files = paths or lexicon_files()
+        return cls.from_mappings([json.loads(p.read_text(encoding="utf-8")) for p in files])
+
+    @classmethod
+    def from_mappings(cls, parts: Sequence[Mapping[str, Any]]) -> CrisisDetector:
+        categories: dict[str, list[str]] = {}
+        unguarded: dict[str, list[str]] = {}
+        spellings: dict[str, list[str]] = {}
+        guards: list[str] = []
+        negations: list[str] = []
+        for data in parts:
+            for target, source in ((categories, "categories"), (unguarded, "unguarded")):
+                for category, terms in data.get(source, {}).items():
+                    target.setdefault(category, []).extend(terms)
+            for word, variants in data.get("spellings", {}).items():
+                spellings.setdefault(word, []).extend(variants)
+            guards.extend(data.get("guards", ()))
+            negations.extend(data.get("negations", ()))
+        return cls(
+            categories=categories,
+            guards=guards,
+            spellings=spellings,
+            negations=negations,
+            unguarded=unguarded,
+        )
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> CrisisDetector:
@@ -179,6 +217,7 @@ class CrisisDetector:
             guards=data.get("guards", ()),
             spellings=data.get("spellings", {}),
             negations=data.get("negations", ()),
+            unguarded=data.get("unguarded", {}),
         )
 
     @property
@@ -198,21 +237,25 @@ class CrisisDetector:
         return hit
 
     def _detect(self, tokens: list[str]) -> CrisisHit | None:
-        hits: list[tuple[str, _Span]] = []
+        hits: list[tuple[_Pattern, _Span]] = []
         guards: list[_Span] = []
         for words, origin in _readings(tokens, self._mergeable):
-            for category, span in self._spans(words):
+            for pattern, span in self._spans(words):
                 # Back to the words as typed, so a guard in one reading covers the other.
                 mapped = _Span(origin[span.start].start, origin[span.end - 1].end)
-                if category is None:
+                if pattern.category is None:
                     guards.append(mapped)
                 else:
-                    hits.append((category, mapped))
+                    hits.append((pattern, mapped))
         # A guard wins over every hit that shares a word with it: predictable for editors.
         found = {
-            category
-            for category, span in hits
-            if not any(g.start < span.end and span.start < g.end for g in guards)
+            pattern.category
+            for pattern, span in hits
+            if pattern.category is not None
+            and (
+                pattern.strong
+                or not any(g.start < span.end and span.start < g.end for g in guards)
+            )
         }
         if not found:
             return None
@@ -221,7 +264,7 @@ class CrisisDetector:
 
     # -- compiling the lexicon ------------------------------------------------------------------
 
-    def _compile(self, term: str, category: str | None) -> _Pattern:
+    def _compile(self, term: str, category: str | None, *, strong: bool = False) -> _Pattern:
         slots: list[_Slot | None] = []
         for raw in term.split():
             if raw == GAP:
@@ -240,7 +283,7 @@ class CrisisDetector:
         if any(a is None and b is None for a, b in zip(slots, slots[1:], strict=False)):
             raise LexiconError(f"two gaps in a row: {term!r}")
         letters = sum(len(s.text) for s in words_only)
-        return _Pattern(category, tuple(slots), letters)
+        return _Pattern(category, tuple(slots), letters, strong)
 
     def _slot(self, text: str, *, prefix: bool, exact: bool) -> _Slot:
         key = (text, prefix)
@@ -250,16 +293,16 @@ class CrisisDetector:
 
     # -- matching -------------------------------------------------------------------------------
 
-    def _spans(self, tokens: list[str]) -> list[tuple[str | None, _Span]]:
-        """Every term and guard found: its category (None for a guard) and its words."""
+    def _spans(self, tokens: list[str]) -> list[tuple[_Pattern, _Span]]:
+        """Every term and guard found (a guard's category is None) and its words."""
         matches = self._token_matches(tokens)
-        found: list[tuple[str | None, _Span]] = []
+        found: list[tuple[_Pattern, _Span]] = []
         for start, candidates in enumerate(matches):
             for index in candidates:
                 for pattern in self._first.get(index, ()):
                     span = self._match(pattern, tokens, matches, start)
                     if span is not None:
-                        found.append((pattern.category, span))
+                        found.append((pattern, span))
         return found
 
     def _token_matches(self, tokens: Sequence[str]) -> list[dict[int, int]]:
@@ -374,6 +417,11 @@ def _readings(tokens: list[str], mergeable: frozenset[str]) -> list[tuple[list[s
     if merged != tokens:
         readings.append((merged, origin))
     return readings
+
+
+def lexicon_files() -> list[Path]:
+    """The shipped lexicon: German and English first, then the other languages."""
+    return [LEXICON_FILE, *sorted(LEXICON_FILE.parent.glob("crisis_lexicon_*.json"))]
 
 
 @lru_cache(maxsize=1)

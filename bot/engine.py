@@ -3,9 +3,11 @@
 Adapters turn a channel's update into an `Inbound`, call `ConversationEngine.handle`, and render
 the returned `Reply` objects. Nothing here knows about Telegram or HTTP.
 
-Every free-text message, at any step, is first checked for a crisis (bot/crisis.py): a hit gets
-the crisis card at once and puts the conversation on top of the team's queue, before anything
-else happens. Then, and only without a crisis, a gentle tip if the text holds personal data.
+Every free-text message, at any step, is first checked for a crisis (bot/crisis_triage.py: the
+lexicon, the model and the chat's last few messages): a hit gets the crisis card at once and puts
+the conversation into the team's queue by urgency, before anything else happens. Then, and only
+without a crisis, a gentle tip if the text holds personal data. Text the flow cannot use gets a
+kind answer with a way to a person, never a bare "use the buttons".
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from typing import Any, Literal
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import personal_data
-from bot.crisis import CrisisDetector, CrisisHit, default_detector
+from bot.crisis_triage import Assessment, CrisisTriage, RecentTexts, default_triage
+from bot.hotlines import HotlineBook, default_hotlines
 from bot.state import FlowStateStore
 from core import followups as followup
+from core.clock import Clock, SystemClock
 from core.conversations import ConversationClosed, ConversationService, NoTeamKeys, Profile
 from core.followups import FollowupService
 from core.hours import InvalidHours
@@ -89,6 +93,7 @@ class Reply:
 class Inbound:
     # "location" carries "latitude,longitude", used once to find the nearest postcode.
     kind: Literal["command", "text", "action", "location", "unsupported"]
+    # For "unsupported": a photo's caption, which is checked for a crisis (the photo never is).
     value: str = ""
 
 
@@ -120,19 +125,26 @@ class ConversationEngine:
         states: FlowStateStore,
         conversations: ConversationService,
         referrals: ReferralIndexHolder,
-        crisis: CrisisDetector | None = None,
+        crisis: CrisisTriage | None = None,
+        recent: RecentTexts | None = None,
+        hotlines: HotlineBook | None = None,
         followups: FollowupService | None = None,
         statistics: StatisticsService | None = None,
+        clock: Clock | None = None,
     ) -> None:
         """Without `followups` the bot does not offer to check back after showing offers;
-        without `statistics` its searches are not counted."""
+        without `statistics` its searches are not counted; without `recent` every message is
+        checked for a crisis on its own."""
         self._catalogue = catalogue
         self._t = catalogue.text
-        self._languages = tuple(catalogue.languages)
+        self._languages = tuple(catalogue.interface_languages)
         self._states = states
         self._conversations = conversations
         self._referrals = referrals
-        self._crisis = crisis or default_detector()
+        self._crisis = crisis or default_triage()
+        self._recent = recent
+        self._clock = clock or SystemClock()
+        self._hotlines = hotlines or default_hotlines()
         self._followups = followups
         self._statistics = statistics
 
@@ -158,6 +170,9 @@ class ConversationEngine:
             await self._free_text(turn, inbound.value[:MAX_TEXT])
         elif inbound.kind == "location":
             await self._location(turn, inbound.value)
+        elif inbound.value and (found := self._crisis.assess(inbound.value[:MAX_TEXT])):
+            # A photo with a caption: the words are read like a message, the photo is not.
+            await self._on_crisis(turn, found, inbound.value[:MAX_TEXT])
         else:
             self._say(turn, "flow.unsupported_media")
         await self._states.set(sender.pseudonym, turn.state)
@@ -233,9 +248,20 @@ class ConversationEngine:
             self._repeat_step(turn)
 
     async def _free_text(self, turn: Turn, text: str) -> None:
-        hit = self._crisis.detect(text)
-        if hit is not None:
-            await self._on_crisis(turn, hit, text)
+        key = turn.sender.pseudonym
+        earlier = self._recent.earlier(key) if self._recent is not None else []
+        reading = self._crisis.read(text, earlier=earlier)
+        if reading.crisis is not None:
+            if self._recent is not None:
+                self._recent.forget(key)  # one alarm per crisis, not one per later message
+            await self._on_crisis(turn, reading.crisis, text, language=reading.language)
+            return
+        if self._recent is not None:
+            self._recent.add(key, text)
+        if reading.language not in (None, *self._languages) and turn.state.get("step") != "relay":
+            # Written in a language the flow does not speak: a person reads it, and the answer
+            # says so in that language where we have the words for it.
+            await self._foreign(turn, text, reading.language)
             return
         await self._text(turn, text)
         self._privacy_tip(turn, text)
@@ -244,6 +270,8 @@ class ConversationEngine:
         step = turn.state.get("step")
         if step == "relay":
             await self._relay(turn, text)
+        elif step == "postcode" and not any(c.isdigit() for c in text):
+            self._kind_fallback(turn)  # words, not a postcode: maybe something else is going on
         elif step == "postcode":
             self._postcode(turn, text)
         elif step == "need":
@@ -253,8 +281,26 @@ class ConversationEngine:
         elif step is None:
             self._start(turn)
         else:
-            self._say(turn, "flow.use_buttons")
-            self._repeat_step(turn)
+            self._kind_fallback(turn)
+
+    def _kind_fallback(self, turn: Turn) -> None:
+        """Free text the step cannot use: a short kind answer and the two ways on that matter
+        most, then the step again."""
+        self._say(
+            turn,
+            "flow.fallback",
+            buttons=(
+                (self._button(turn, "button.feel_bad", "crisis"),),
+                (self._button(turn, "button.write_someone", "handover"),),
+            ),
+        )
+        self._repeat_step(turn)
+
+    async def _foreign(self, turn: Turn, text: str, language: str) -> None:
+        self._say_in(turn, language, "flow.foreign_language")
+        await self._handover(turn)
+        if turn.state.get("step") == "relay":
+            await self._relay(turn, text)
 
     # -- steps ------------------------------------------------------------------------------
 
@@ -346,8 +392,7 @@ class ConversationEngine:
         index = self._referrals.current
         needs = index.lexicon.needs(text) if index is not None else needs_from_text(text)
         if not needs:
-            self._say(turn, "flow.use_buttons")
-            self._ask_need(turn)
+            self._kind_fallback(turn)
             return
         # In the order of the buttons: the first one decides which info card comes.
         ordered = [n for n in (*NEEDS, *sorted(needs - set(NEEDS))) if n in needs]
@@ -638,17 +683,31 @@ class ConversationEngine:
 
     # -- crisis and privacy -----------------------------------------------------------------
 
-    async def _on_crisis(self, turn: Turn, hit: CrisisHit | None, text: str | None) -> None:
+    async def _on_crisis(
+        self,
+        turn: Turn,
+        found: Assessment | None,
+        text: str | None,
+        *,
+        language: str | None = None,
+    ) -> None:
         """Card first, whatever the step; then a person. Someone who was already talking to the
         team keeps doing so (the message is stored as always); anyone else is put in the queue
         now and goes on writing to the team: nobody in crisis is left behind a menu.
 
-        `hit` and `text` are None when the user tapped "I am not okay" instead of writing."""
-        # The category is the only trace of the message: no id, no words on this line.
-        log.info("crisis detected", extra={"category": hit.category if hit else "button"})
-        self._crisis_card(turn, "crisis.intro")
+        `found` and `text` are None when the user tapped "I am not okay" instead of writing;
+        `language` is the language the message was written in, when the model is sure."""
+        # Category and level are the only trace of the message: no id, no words on this line.
+        log.info(
+            "crisis detected",
+            extra={
+                "category": found.category if found else "button",
+                "level": found.level if found else "high",
+            },
+        )
+        self._crisis_card(turn, "crisis.intro", language=language)
         in_relay = turn.state.get("step") == "relay"
-        escalated, handover = await self._escalate(turn)
+        escalated, handover = await self._escalate(turn, found)
         if not escalated:
             # Could not reach the queue: the card is out; the flow goes on as without a crisis.
             if text is not None:
@@ -669,7 +728,9 @@ class ConversationEngine:
         elif not in_relay:
             self._say(turn, "crisis.alerted")
 
-    async def _escalate(self, turn: Turn) -> tuple[bool, Handover | None]:
+    async def _escalate(
+        self, turn: Turn, found: Assessment | None
+    ) -> tuple[bool, Handover | None]:
         """Into the queue flagged, or the open conversation flagged; the handover says whether
         anyone of the team is there."""
         try:
@@ -679,15 +740,44 @@ class ConversationEngine:
                 chat_ref=turn.sender.chat_ref,
                 profile=self._profile(turn),
                 crisis=True,
+                crisis_level=found.level if found else "high",
+                crisis_category=found.category if found else None,
             )
         except (SQLAlchemyError, InvalidHours, NoTeamKeys):
             log.exception("crisis could not be flagged")
             return False, None
         return True, handover
 
-    def _crisis_card(self, turn: Turn, intro: str) -> None:
-        """One message, so the numbers arrive at once and together."""
-        text = self._t(turn.lang, intro) + "\n\n" + self._t(turn.lang, "crisis.card")
+    def _crisis_card(self, turn: Turn, intro: str, *, language: str | None = None) -> None:
+        """One message, so the numbers arrive at once and together: the services that answer
+        now first, for the user's age and in the language they wrote in (bot/hotlines.py)."""
+        lang = self._card_language(turn, language)
+        card = self._hotlines.card(
+            now=self._clock.now(),
+            lang=lang,
+            child=turn.state.get("role") == "child",
+            catalogue=self._catalogue,
+        )
+        turn.replies.append(Reply(self._t(lang, intro) + "\n\n" + card))
+
+    def _card_language(self, turn: Turn, language: str | None) -> str:
+        # Only a language the flow does not speak switches the card: German and English the
+        # user chooses (and short English words are common in German chat).
+        if (
+            language
+            and language not in self._languages
+            and self._catalogue.has(language, "crisis.intro")
+        ):
+            return language
+        return turn.lang
+
+    def _say_in(self, turn: Turn, language: str, key: str) -> None:
+        """A message in a language the flow does not speak, with the German or English one
+        under it, so that it is understood either way."""
+        lang = self._card_language(turn, language)
+        text = self._t(lang, key)
+        if lang != turn.lang:
+            text += "\n\n" + self._t(turn.lang, key)
         turn.replies.append(Reply(text))
 
     def _privacy_tip(self, turn: Turn, text: str) -> None:

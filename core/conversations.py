@@ -55,12 +55,14 @@ from core.models import (
 )
 from core.outcomes import check_outcomes
 from core.schemas import (
+    CRISIS_LEVELS,
     ContactRoute,
     ConversationDetail,
     ConversationSummary,
     Handover,
     MessagePublic,
     WorkloadPublic,
+    crisis_rank,
 )
 from core.statistics import record_ended
 from core.team_keys import current_epoch, teams_with_keys
@@ -132,6 +134,7 @@ class Profile:
 
 def summarize(conversation: Conversation) -> ConversationSummary:
     contact = conversation.contact
+    rank = conversation.crisis_rank or 0
     return ConversationSummary.model_validate(
         {
             **{
@@ -142,6 +145,7 @@ def summarize(conversation: Conversation) -> ConversationSummary:
             "role": contact.role,
             "language": contact.language,
             "federal_state": contact.federal_state,
+            "crisis_level": CRISIS_LEVELS[rank - 1] if rank else None,
         }
     )
 
@@ -379,12 +383,12 @@ async def _append_user_message(
     return None
 
 
-def _ahead_in_queue(crisis: bool, waiting_since: datetime) -> ColumnElement[bool]:
-    """Who is ahead in the order of `list_queue`: crises first, then by waiting time."""
-    earlier = Conversation.waiting_since < waiting_since
-    if crisis:
-        return and_(Conversation.crisis.is_(True), earlier)
-    return or_(Conversation.crisis.is_(True), earlier)
+def _ahead_in_queue(rank: int, waiting_since: datetime) -> ColumnElement[bool]:
+    """Who is ahead in the order of `list_queue`: the more urgent first, then by waiting time."""
+    return or_(
+        Conversation.crisis_rank > rank,
+        and_(Conversation.crisis_rank == rank, Conversation.waiting_since < waiting_since),
+    )
 
 
 @dataclass(frozen=True)
@@ -497,11 +501,16 @@ class ConversationService:
         chat_ref: bytes | None,
         profile: Profile,
         crisis: bool = False,
+        crisis_level: str = "high",
+        crisis_category: str | None = None,
     ) -> Handover:
         """Into the team's queue, or back to the open conversation. With `crisis`, the
-        conversation is flagged (it goes to the top of the queue) and the team is alerted."""
+        conversation is flagged at `crisis_level` (the queue takes the most urgent first) and
+        the team is alerted; again whenever the level rises, so an imminent danger is never
+        one banner among old ones. The category only ever rises with the level."""
         now = self._clock.now()
         alert = False
+        rank = crisis_rank(crisis_level) if crisis else 0
         async with transaction(self._sessions) as session:
             contact = await session.scalar(select(Contact).where(Contact.pseudonym == pseudonym))
             if contact is None:
@@ -525,6 +534,8 @@ class ConversationService:
                     team_id=team.id,
                     status="waiting",
                     crisis=crisis,
+                    crisis_rank=rank,
+                    crisis_category=crisis_category if crisis else None,
                     topics=list(profile.topics),
                     created_at=now,
                     waiting_since=now,
@@ -533,15 +544,21 @@ class ConversationService:
                 session.add(conversation)
                 await session.flush()
                 alert = crisis
-            elif crisis and not conversation.crisis:
+            elif crisis and rank > (conversation.crisis_rank or 0):
                 conversation.crisis = alert = True
+                conversation.crisis_rank = rank
+                conversation.crisis_category = crisis_category or conversation.crisis_category
                 await session.flush()
+            elif crisis and not conversation.crisis_category:
+                conversation.crisis_category = crisis_category
             summary = summarize(conversation)
             ahead = await session.scalar(
                 select(func.count(Conversation.id)).where(
                     Conversation.team_id == conversation.team_id,
                     Conversation.status == "waiting",
-                    _ahead_in_queue(conversation.crisis, conversation.waiting_since or now),
+                    _ahead_in_queue(
+                        conversation.crisis_rank or 0, conversation.waiting_since or now
+                    ),
                 )
             )
             available = await _availability(session, conversation.team_id, now, profile.language)
@@ -729,7 +746,7 @@ class ConversationService:
                 .options(selectinload(Conversation.contact))
                 .order_by(
                     (Conversation.status == "waiting").desc(),
-                    Conversation.crisis.desc(),
+                    Conversation.crisis_rank.desc(),
                     Conversation.waiting_since,
                 )
             )
@@ -812,6 +829,11 @@ class ConversationService:
                 session, conversation_id=conversation_id, counsellor=counsellor
             )
             conversation.crisis = crisis
+            # A flag set by hand counts as "high" unless the detector already said more.
+            if not crisis:
+                conversation.crisis_rank, conversation.crisis_category = 0, None
+            elif not conversation.crisis_rank:
+                conversation.crisis_rank = crisis_rank("high")
             self._audit(session, counsellor, "crisis_on" if crisis else "crisis_off", conversation)
             await session.flush()
             summary = summarize(conversation)

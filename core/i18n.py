@@ -23,6 +23,15 @@ class Catalogue:
     def languages(self) -> list[str]:
         return sorted(self.messages)
 
+    @property
+    def interface_languages(self) -> list[str]:
+        """The languages the whole flow speaks; the others (tr, ru, uk, ar) have only the
+        crisis card and the few lines around it (crisis.po)."""
+        return sorted(lang for lang, table in self.messages.items() if "flow.welcome" in table)
+
+    def has(self, lang: str, key: str) -> bool:
+        return key in self.messages.get(lang, {})
+
     def text(self, lang: str, key: str, /, **values: object) -> str:
         table = self.messages.get(lang) or self.messages[DEFAULT_LANGUAGE]
         template = table.get(key) or self.messages[DEFAULT_LANGUAGE].get(key)

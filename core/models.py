@@ -16,6 +16,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -138,7 +139,7 @@ class Contact(Base):
 
 class Conversation(Base):
     __tablename__ = "conversations"
-    __table_args__ = (Index("ix_conversations_queue", "status", "crisis", "waiting_since"),)
+    __table_args__ = (Index("ix_conversations_queue", "status", "crisis_rank", "waiting_since"),)
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     contact_id: Mapped[uuid.UUID] = mapped_column(
@@ -148,6 +149,11 @@ class Conversation(Base):
     # waiting -> active -> closed
     status: Mapped[str] = mapped_column(String(20), default="waiting")
     crisis: Mapped[bool] = mapped_column(Boolean, default=False)
+    # 0 none, 1 concern, 2 high, 3 imminent (core.schemas.crisis_rank): the queue's first key.
+    crisis_rank: Mapped[int] = mapped_column(SmallInteger, default=0)
+    # The kind (core.schemas.CRISIS_CATEGORIES), for the counsellor and the statistics; never
+    # the words that raised it.
+    crisis_category: Mapped[str | None] = mapped_column(String(20), nullable=True)
     topics: Mapped[list[str]] = mapped_column(JSON, default=list)
     # Codes set at closing (core/outcomes.py): metadata for statistics, never free text.
     outcomes: Mapped[list[str]] = mapped_column(JSON, default=list)
@@ -391,6 +397,7 @@ class StatEvent(Base):
     topics: Mapped[list[str]] = mapped_column(JSON, default=list)
     outcomes: Mapped[list[str]] = mapped_column(JSON, default=list)
     crisis: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    crisis_category: Mapped[str | None] = mapped_column(String(20), nullable=True)
     found: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     category: Mapped[str | None] = mapped_column(String(20), nullable=True)
     answer: Mapped[str | None] = mapped_column(String(20), nullable=True)

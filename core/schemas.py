@@ -77,11 +77,33 @@ class MessagePublic(Schema):
     created_at: datetime
 
 
+# How urgent a crisis is, lowest first; the queue takes the highest first (docs/crisis.md).
+CRISIS_LEVELS = ("concern", "high", "imminent")
+# What kind of crisis, most urgent first; a message of several kinds reports the first.
+CRISIS_CATEGORIES = (
+    "acute_danger",
+    "suicide",
+    "self_harm",
+    "threat",
+    "abuse",
+    "violence",
+    "eating_disorder",
+    "runaway",
+)
+
+
+def crisis_rank(level: str | None) -> int:
+    """0 for no crisis, then 1, 2, 3 from concern to imminent: what the queue sorts by."""
+    return CRISIS_LEVELS.index(level) + 1 if level in CRISIS_LEVELS else 0
+
+
 class ConversationSummary(Schema):
     id: uuid.UUID
     team_id: uuid.UUID
     status: str
     crisis: bool
+    crisis_level: str | None = None
+    crisis_category: str | None = None
     topics: list[str]
     outcomes: list[str] = []
     role: str | None = None

@@ -46,6 +46,7 @@ from core.hours import local_month
 from core.i18n import Catalogue
 from core.models import Contact, Conversation, Counsellor, Referral, StatEvent, StatReport
 from core.outcomes import FOLLOWUP_ANSWERS, RESULTS
+from core.schemas import CRISIS_CATEGORIES
 from core.teams import NotAllowed
 from referral.records import NEEDS, STATE_NAMES
 
@@ -123,6 +124,7 @@ async def record_ended(
                 topics=_topics(topics),
                 outcomes=[CLOSED_INACTIVE] if inactive and not results else results,
                 crisis=bool(conversation.crisis),
+                crisis_category=conversation.crisis_category if conversation.crisis else None,
             )
         )
         for category in categories.get(conversation.id, ()):
@@ -221,6 +223,7 @@ FACTS = (
     "topics",
     "outcomes",
     "crisis",
+    "crisis_category",
     "found",
     "category",
     "answer",
@@ -233,6 +236,16 @@ class Dimension:
     values: Callable[[Period], tuple[str, ...]]
     read: Callable[[Any], Iterable[str]]  # a row with the FACTS
     multi: bool = False  # an event can have several values (topics, outcomes)
+
+
+NO_CRISIS = "none"
+
+
+def _crisis_kind(event: Any) -> str:
+    """Flagged by hand, or before the kinds were kept (migration 0009): of unknown kind."""
+    if not event.crisis:
+        return NO_CRISIS
+    return event.crisis_category if event.crisis_category in CRISIS_CATEGORIES else UNKNOWN
 
 
 def _yes_no(value: bool | None) -> tuple[str, ...]:
@@ -249,6 +262,11 @@ DIMENSIONS = {
         Dimension("month", lambda p: p.months, lambda e: (e.month,)),
         Dimension("crisis", lambda _: ("yes", "no"), lambda e: _yes_no(e.crisis)),
         Dimension("found", lambda _: ("yes", "no"), lambda e: _yes_no(e.found)),
+        Dimension(
+            "crisis_kind",
+            lambda _: (*CRISIS_CATEGORIES, UNKNOWN, NO_CRISIS),
+            lambda e: (_crisis_kind(e),),
+        ),
         Dimension("topic", lambda _: NEEDS, lambda e: e.topics, multi=True),
         Dimension(
             "outcome", lambda _: (*RESULTS, CLOSED_INACTIVE), lambda e: e.outcomes, multi=True
@@ -274,6 +292,7 @@ TABLES = (
     TableSpec("conversations_by_month", "conversation", rows="month", columns="crisis"),
     TableSpec("conversation_topics", "conversation", rows="topic", columns="role"),
     TableSpec("conversation_outcomes", "conversation", rows="outcome", columns="crisis"),
+    TableSpec("crises_by_kind", "conversation", rows="crisis_kind", columns="role"),
     TableSpec("referrals_by_category", "referral", rows="category", columns="role"),
     TableSpec("searches_by_state", "search", rows="state", columns="role"),
     TableSpec("search_topics", "search", rows="topic", columns="found"),
@@ -540,6 +559,8 @@ def label(catalogue: Catalogue, lang: str, dimension: str, value: str) -> str:
         return catalogue.text(lang, f"console.outcome.{value}")
     if dimension == "answer":
         return catalogue.text(lang, f"followup.answer.{value}")
+    if dimension == "crisis_kind" and value != NO_CRISIS:
+        return catalogue.text(lang, f"crisis.category.{value}")
     if dimension == "month":
         return value
     return catalogue.text(lang, f"stats.{dimension}.{value}")

@@ -468,7 +468,8 @@ def create_router() -> APIRouter:
         services = get_services(request)
         catalogue = services.catalogue
         farewell = {
-            lang: catalogue.text(lang, "flow.closed_by_team") for lang in catalogue.languages
+            lang: catalogue.text(lang, "flow.closed_by_team")
+            for lang in catalogue.interface_languages
         }
         summary, message, route, text = await services.conversations.close(
             conversation_id=conversation_id,

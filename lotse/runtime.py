@@ -15,6 +15,7 @@ from aiogram.fsm.storage.redis import RedisEventIsolation, RedisStorage
 from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.crisis_triage import RecentTexts
 from bot.engine import ConversationEngine
 from bot.state import FlowStateStore, OrderedEventIsolation, PseudonymousKeyBuilder
 from core.clock import Clock, SystemClock
@@ -117,6 +118,8 @@ def build_services(settings: Settings, *, clock: Clock | None = None) -> Service
         referrals=referrals,
         followups=FollowupService(sessions=sessions, clock=clock, days=settings.followup_days),
         statistics=statistics,
+        recent=RecentTexts(clock=clock),
+        clock=clock,
     )
     services = Services(
         settings=settings,

@@ -205,7 +205,7 @@ def find_referrals(
         if area is None
         else AreaPublic(federal_state=area.federal_state, precision=area.precision)
     )
-    lang = language if language in catalogue.languages else DEFAULT_LANGUAGE
+    lang = language if language in catalogue.interface_languages else DEFAULT_LANGUAGE
     return ReferralPublic.from_referral(result, area=public_area, catalogue=catalogue, lang=lang)
 
 

@@ -50,7 +50,8 @@ def _inbound(message: Message) -> Inbound:
         return Inbound("location", f"{location.latitude},{location.longitude}")
     text = message.text
     if text is None:
-        return Inbound("unsupported")
+        # A photo's caption is read for a crisis; the photo itself never is.
+        return Inbound("unsupported", message.caption or "")
     if text.startswith("/"):
         command = text[1:].split(maxsplit=1)[0].split("@", 1)[0].lower() if len(text) > 1 else ""
         return Inbound("command", command)

@@ -59,7 +59,7 @@ async def record_failure(event: ErrorEvent) -> None:
 async def register_commands(bot: Bot, catalogue: Catalogue) -> None:
     """The command menu in every catalogue language; German is also the default for clients
     in any other language. Best effort: the bot works without its menu, so a failure only logs."""
-    for lang in catalogue.languages:
+    for lang in catalogue.interface_languages:
         commands = [
             BotCommand(command=name, description=catalogue.text(lang, f"command.{name}"))
             for name in COMMANDS

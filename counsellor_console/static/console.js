@@ -17,6 +17,15 @@
   const live = document.getElementById("live");
   const labels = JSON.parse(document.getElementById("labels").textContent);
   const crisisAlert = document.getElementById("crisis-alert");
+  // Level and kind of a crisis, as the catalogue words them ("Akute Gefahr · Suizidgedanken").
+  const crisisLabels = Object.fromEntries([...document.querySelectorAll("#crisis-labels li")]
+    .map((li) => [li.dataset.key, li.textContent]));
+  function crisisLabel(item) {
+    if (!item.crisis) return "";
+    const parts = [crisisLabels["level." + item.crisis_level] || app.dataset.crisis];
+    if (item.crisis_category) parts.push(crisisLabels["category." + item.crisis_category]);
+    return parts.filter(Boolean).join(" · ");
+  }
   const claimButton = document.getElementById("claim-button");
   const releaseButton = document.getElementById("release-button");
   const crisisButton = document.getElementById("crisis-button");
@@ -78,9 +87,11 @@
     queueList.replaceChildren();
     if (!items.length) queueList.append(el("li", "muted", app.dataset.empty));
     for (const item of items) {
-      const li = el("li", "queue-item" + (item.crisis ? " crisis" : ""));
+      const li = el("li", "queue-item" + (item.crisis ? " crisis" : "") +
+        (item.crisis_level === "imminent" ? " imminent" : ""));
       li.dataset.id = item.id;
-      const title = el("span", "title", (item.crisis ? app.dataset.crisis + " · " : "") +
+      if (item.crisis_level) li.dataset.level = item.crisis_level;
+      const title = el("span", "title", (item.crisis ? crisisLabel(item) + " · " : "") +
         (item.status === "waiting" ? app.dataset.waiting : app.dataset.active) + " · " +
         time(item.waiting_since || item.created_at));
       const meta = el("span", "meta", describe(item));
@@ -314,6 +325,9 @@
       section.hidden = false;
       document.getElementById("conversation-title").textContent =
         describe(detail) || app.dataset.untitled;
+      const level = document.getElementById("conversation-crisis");
+      level.textContent = crisisLabel(detail);
+      level.hidden = !detail.crisis;
       transcript.replaceChildren();
       shown.clear();
       detail.messages.forEach(renderMessage);
@@ -354,8 +368,13 @@
     // A crisis: a banner that screen readers announce (role="alert"), and the queue re-sorted
     // (the API puts crises on top). Opening that conversation clears the banner.
     source.addEventListener("conversation.crisis", (event) => {
-      crisisAlert.dataset.id = JSON.parse(event.data).conversation.id;
-      crisisAlert.textContent = crisisAlert.dataset.text;
+      const conversation = JSON.parse(event.data).conversation;
+      crisisAlert.dataset.id = conversation.id;
+      // Imminent danger says so in the banner itself: every console of the team shows it.
+      crisisAlert.textContent = (conversation.crisis_level === "imminent"
+        ? crisisAlert.dataset.imminent : crisisAlert.dataset.text) +
+        " (" + crisisLabel(conversation) + ")";
+      crisisAlert.classList.toggle("imminent", conversation.crisis_level === "imminent");
       loadQueue().catch(() => showError(true));
     });
     source.addEventListener("message.created", (event) => {

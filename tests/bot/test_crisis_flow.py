@@ -251,5 +251,5 @@ async def test_failed_database_still_shows_the_card_first(services, tmp_path):
     await broken.handle(sender=who, inbound=Inbound("command", "start"))
     replies = await broken.handle(sender=who, inbound=Inbound("text", CRISIS))
     assert "116 111" in replies[0].text
-    assert replies[1].text == "Bitte wähl eine der Antworten unten aus.", "the flow goes on"
+    assert replies[1].text.startswith("Das habe ich nicht ganz verstanden"), "the flow goes on"
     await broken_db.dispose()
