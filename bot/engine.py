@@ -665,6 +665,8 @@ class ConversationEngine:
             return
         lang = turn.lang
         turn.state.clear()
+        if self._recent is not None:
+            self._recent.forget(turn.sender.pseudonym)
         restart = Button(self._t(lang, "button.restart"), f"restart:{lang}")
         turn.replies.append(Reply(self._t(lang, "flow.erased"), ((restart,),)))
 

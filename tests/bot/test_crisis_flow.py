@@ -253,3 +253,46 @@ async def test_failed_database_still_shows_the_card_first(services, tmp_path):
     assert "116 111" in replies[0].text
     assert replies[1].text.startswith("Das habe ich nicht ganz verstanden"), "the flow goes on"
     await broken_db.dispose()
+
+
+async def test_the_queue_takes_the_most_urgent_first_then_the_longest_waiting(services, clock):
+    counsellor = await add_counsellor(services, login="lena")
+    runaway, suicide, danger = (sender(services, n) for n in ("runaway", "suicide", "danger"))
+    for who, text in (
+        (runaway, "bin von zuhause abgehauen und schlaf heute draußen"),
+        (suicide, "ich will nicht mehr leben"),
+        (danger, "ich hab grad 20 tabletten geschluckt"),
+    ):
+        await say(services, who, "command", "start")
+        await say(services, who, "text", text)
+        clock.advance(minutes=1)
+    async with services.bus.subscribe(team_channel(await national_team(services))) as events:
+        # A later, more urgent message raises the level of an open conversation and alerts again.
+        await say(services, suicide, "text", "ich steh auf der brücke und spring jetzt")
+        alert = await next_event(events, "conversation.crisis")
+    assert alert["conversation"]["crisis_level"] == "imminent"
+    queue = await services.conversations.list_queue(counsellor=counsellor)
+    assert [(c.crisis_level, c.crisis_category) for c in queue] == [
+        ("imminent", "suicide"),  # imminent since its last message, waiting longer
+        ("imminent", "acute_danger"),
+        ("concern", "runaway"),
+    ]
+
+
+async def test_a_photo_caption_is_read_for_a_crisis_and_the_photo_is_not(services):
+    who = sender(services)
+    await say(services, who, "command", "start")
+    replies = await say(services, who, "unsupported", "ich will mich umbringen")
+    assert replies[0].text.startswith("Danke, dass du mir das schreibst.")
+    assert await bodies(services) == ["ich will mich umbringen"], "the caption, as words"
+    plain = await say(services, sender(services, "other"), "unsupported", "mein hund 🐶")
+    assert "nicht annehmen" in plain[0].text
+
+
+async def test_text_in_another_language_goes_to_a_person_with_a_word_in_that_language(services):
+    who = sender(services)
+    await say(services, who, "command", "start")
+    replies = await say(services, who, "text", "babam cezaevinde ve kimseyle konuşamıyorum")
+    assert replies[0].text.startswith("Mesajını ekibimize iletiyorum.")
+    assert "Ich gebe deine Nachricht an unser Team weiter." in replies[0].text
+    assert await bodies(services) == ["babam cezaevinde ve kimseyle konuşamıyorum"]
