@@ -42,14 +42,28 @@ WORD_TWO_TYPOS_MIN = 13
 PREFIX_TYPO_MIN = 6
 MERGE_MIN = 6
 
-_APOSTROPHES = re.compile(r"['’`´]")
+_APOSTROPHES = re.compile(r"['’`´ʼ]")
 _CENSORED = re.compile(r"(?<=[^\W\d_])[*!](?=[^\W\d_])")
 _CHUNK = re.compile(r"\S+")
 _LEET = str.maketrans("0134573$@", "oieastesa")
 _LEET_CHARS = frozenset("0134573$@")
 _WORD = re.compile(r"[^\W_]+")
 _RUNS = re.compile(r"([^\W\d_])\1{2,}")
-_TRANSLIT = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"})
+_TRANSLIT = str.maketrans(
+    {
+        "ä": "ae",
+        "ö": "oe",
+        "ü": "ue",
+        "ß": "ss",
+        # Arabic as typed: no tatweel, one form of final ya and ta marbuta, Persian letters
+        # read as their Arabic twins (hamza and madda on alif go with the accents below).
+        "\u0640": "",
+        "ى": "ي",
+        "ة": "ه",
+        "ی": "ي",
+        "ک": "ك",
+    }
+)
 
 
 class LexiconError(ValueError):
@@ -154,7 +168,9 @@ class CrisisDetector:
         self._negations = frozenset(w for term in negations for w in normalize(term))
         self._spelled: dict[str, set[int]] = {}
         for word, variants in (spellings or {}).items():
-            targets = [i for (text, prefix), i in self._vocab_index.items() if text == word]
+            # The key as the terms are compiled: normalised (an editor may write "mögen").
+            key = (normalize(word) or [word])[0]
+            targets = [i for (text, prefix), i in self._vocab_index.items() if text in (word, key)]
             if not targets:
                 raise LexiconError(f"spellings for a word that no term or guard uses: {word!r}")
             for variant in variants:
@@ -405,8 +421,10 @@ def _readings(tokens: list[str], mergeable: frozenset[str]) -> list[tuple[list[s
     origin: list[_Span] = []
     i = 0
     while i < len(tokens):
-        if i + 1 < len(tokens) and tokens[i] + tokens[i + 1] in mergeable:
-            merged.append(tokens[i] + tokens[i + 1])
+        # Joined, a run of one letter can appear ("ess" + "stoerung"): shortened as normalize does.
+        joined = _RUNS.sub(r"\1\1", tokens[i] + tokens[i + 1]) if i + 1 < len(tokens) else ""
+        if joined in mergeable:
+            merged.append(joined)
             origin.append(_Span(i, i + 2))
             i += 2
         else:

@@ -33,8 +33,35 @@ LANGUAGES = ("de", "en", "tr", "ru", "uk", "ar")
 # the words and word pairs. Short n-grams carry misspellings and inflections; words and pairs
 # carry meaning ("nicht mehr", "ohne mich").
 NGRAMS = (2, 3, 4, 5)
+SKELETON_NGRAMS = (3, 4)
 # A pasted wall of text is read up to here; a chat message is far shorter.
 MAX_WORDS = 200
+
+
+# Cyrillic in Latin letters, and Latin transliteration made uniform ("khochu", "hochu",
+# "xochu" and "хочу" all read "hochu"): what a Russian or Ukrainian word looks like in both
+# scripts, so rows in one script teach the other.
+_CYRILLIC = str.maketrans(
+    {
+        "а": "a", "б": "b", "в": "v", "г": "h", "ґ": "g", "д": "d", "е": "e", "є": "je",
+        "ж": "zh", "з": "z", "и": "i", "і": "i", "ї": "ji", "й": "i", "к": "k", "л": "l",
+        "м": "m", "н": "n", "о": "o", "п": "p", "р": "r", "с": "s", "т": "t", "у": "u",
+        "ф": "f", "х": "h", "ц": "c", "ч": "ch", "ш": "sh", "щ": "sh", "ъ": "", "ы": "i",
+        "ь": "", "э": "e", "ю": "ju", "я": "ja",
+    }
+)  # fmt: skip
+_UNIFORM = (
+    ("shch", "sh"), ("sch", "sh"), ("tsch", "ch"), ("kh", "h"), ("ya", "ja"), ("yu", "ju"),
+    ("yo", "o"), ("jo", "o"), ("ts", "c"), ("tz", "c"), ("w", "v"), ("x", "h"), ("g", "h"),
+    ("y", "i"), ("j", "i"),
+)  # fmt: skip
+
+
+def skeleton(word: str) -> str:
+    out = word.translate(_CYRILLIC)
+    for a, b in _UNIFORM:
+        out = out.replace(a, b)
+    return out
 
 
 def features(text: str) -> Counter[str]:
@@ -47,6 +74,12 @@ def features(text: str) -> Counter[str]:
             for i in range(len(padded) - n + 1):
                 found[padded[i : i + n]] += 1
         found["w " + word] += 1
+        if word.isascii() and not any(c.isalpha() for c in word):
+            continue
+        bone = f" {skeleton(word)} "
+        for n in SKELETON_NGRAMS:
+            for i in range(len(bone) - n + 1):
+                found["t" + bone[i : i + n]] += 1
     for first, second in zip(words, words[1:], strict=False):
         found[f"b {first} {second}"] += 1
     return found
@@ -78,6 +111,7 @@ class CrisisModel:
         heads: dict[str, tuple[Sequence[str], np.ndarray, np.ndarray]],
         threshold: float,
         corpus_digest: str,
+        threshold_with_lexicon: float = 0.0,
     ) -> None:
         self._index = {feature: i for i, feature in enumerate(vocabulary)}
         self._idf = idf.astype(np.float32)
@@ -86,6 +120,7 @@ class CrisisModel:
             for name, (labels, weights, bias) in heads.items()
         }
         self.threshold = threshold
+        self.threshold_with_lexicon = threshold_with_lexicon
         self.corpus_digest = corpus_digest
 
     @classmethod
@@ -101,6 +136,7 @@ class CrisisModel:
                 heads=heads,
                 threshold=float(data["threshold"]),
                 corpus_digest=str(data["corpus_digest"]),
+                threshold_with_lexicon=float(data["threshold_with_lexicon"]),
             )
 
     def vector(self, text: str) -> tuple[np.ndarray, np.ndarray]:

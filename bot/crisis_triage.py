@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from bot.crisis import CATEGORIES, CrisisDetector, default_detector
-from bot.crisis_model import LEVELS, CrisisModel, default_model
+from bot.crisis import CATEGORIES, CrisisDetector, default_detector, normalize
+from bot.crisis_model import LEVELS, CrisisModel, ModelReading, default_model
 from core.clock import Clock
 
 # The least urgency a category has; the model (or the lexicon's imminent terms) may raise it.
@@ -36,8 +36,9 @@ BASE_LEVEL = {
 }
 # P(imminent | crisis) from which the model's word counts: a plan, a method, a time, "now".
 IMMINENT_FROM = 0.5
-# Below this the language guess is no guess.
+# Below this the language guess is no guess; and short Latin text is named no language.
 LANGUAGE_FROM = 0.6
+MIN_LATIN_WORDS = 3
 # How many earlier messages of a chat are read together with a new one, and for how long.
 CONTEXT_MESSAGES = 2
 CONTEXT_FOR = timedelta(minutes=10)
@@ -86,7 +87,9 @@ class CrisisTriage:
 
     def read(self, text: str, *, earlier: Sequence[str] = ()) -> Reading:
         reading = self.model.read(text)
-        language = reading.language if reading.language_confidence >= LANGUAGE_FROM else None
+        language = reading.language if _long_enough(text) else None
+        if reading.language_confidence < LANGUAGE_FROM:
+            language = None
         crisis = self._assess(text, reading)
         if crisis is None and earlier:
             joined = " \n".join([*earlier[-CONTEXT_MESSAGES:], text])
@@ -98,8 +101,13 @@ class CrisisTriage:
     def assess(self, text: str, *, earlier: Sequence[str] = ()) -> Assessment | None:
         return self.read(text, earlier=earlier).crisis
 
-    def _assess(self, text: str, reading) -> Assessment | None:  # reading: ModelReading
+    def _assess(self, text: str, reading: ModelReading) -> Assessment | None:
         hit = self.lexicon.detect(text)
+        if hit is not None and reading.crisis < self.model.threshold_with_lexicon:
+            # The model, sure it is harmless, overrules a lexicon hit: the same words in a
+            # harmless sense are the lexicon's false alarms (the threshold is chosen by
+            # bot/crisis_build.py so that this costs the least recall).
+            hit = None
         by_model = reading.crisis >= self.threshold
         if hit is None and not by_model:
             return None
@@ -117,6 +125,15 @@ class CrisisTriage:
         elif by_model:
             level = higher_level(level, reading.level)
         return Assessment(category=category, level=level, by=by)
+
+
+def _long_enough(text: str) -> bool:
+    """A language is named only for real text: any non-Latin letters, or three Latin words;
+    "ja", "ok" and postcodes are every language's."""
+    words = [w for w in normalize(text) if any(c.isalpha() for c in w)]
+    if any(c.isalpha() and not c.isascii() for w in words for c in w):
+        return True
+    return len(words) >= MIN_LATIN_WORDS
 
 
 class RecentTexts:

@@ -59,6 +59,8 @@ COMMAND_ALIASES = {
 # Where "back" leads from each step; the first step and the talk with a person have none.
 PREVIOUS_STEP = {"postcode": "role", "need": "postcode", "results": "need", "prison": "results"}
 MAX_TEXT = 4096
+# Flow-state mark: handed over while nobody of the team was there (see `_mark_unattended`).
+UNATTENDED = "unattended"
 # Three cards fit on a phone screen; the nationwide fallback is always among them.
 RESULT_LIMIT = 3
 # Telegram's limit for callback data; a longer slug falls back to the prison's id.
@@ -300,7 +302,7 @@ class ConversationEngine:
         self._say_in(turn, language, "flow.foreign_language")
         await self._handover(turn)
         if turn.state.get("step") == "relay":
-            await self._relay(turn, text)
+            await self._relay(turn, text, acknowledge=False)
 
     # -- steps ------------------------------------------------------------------------------
 
@@ -609,6 +611,7 @@ class ConversationEngine:
             self._crisis_card(turn, "flow.handover_no_team")
             return
         turn.state["step"] = "relay"
+        self._mark_unattended(turn, handover)
         if handover.opens_at is not None:
             self._say(turn, "flow.handover_closed", when=self._when(turn.lang, handover.opens_at))
         elif handover.nobody_online:
@@ -670,11 +673,27 @@ class ConversationEngine:
         restart = Button(self._t(lang, "button.restart"), f"restart:{lang}")
         turn.replies.append(Reply(self._t(lang, "flow.erased"), ((restart,),)))
 
-    async def _relay(self, turn: Turn, text: str) -> None:
+    @staticmethod
+    def _mark_unattended(turn: Turn, handover: Handover) -> None:
+        """Nobody of the team there yet: every message gets a word that it arrived, until
+        someone is (checked per message only while this mark is set)."""
+        if handover.conversation.status == "waiting" and (
+            handover.opens_at is not None or handover.nobody_online
+        ):
+            turn.state[UNATTENDED] = True
+        else:
+            turn.state.pop(UNATTENDED, None)
+
+    async def _relay(self, turn: Turn, text: str, *, acknowledge: bool = True) -> None:
         try:
             await self._conversations.record_user_message(
                 pseudonym=turn.sender.pseudonym, text=text
             )
+            if acknowledge and turn.state.get(UNATTENDED):
+                if await self._conversations.unattended(pseudonym=turn.sender.pseudonym):
+                    self._say(turn, "flow.relay_received_nobody")
+                else:
+                    turn.state.pop(UNATTENDED, None)
         except ConversationClosed:
             turn.state["step"] = "results"
             self._say(turn, "flow.conversation_closed", buttons=self._nav(turn))
@@ -716,9 +735,12 @@ class ConversationEngine:
                 await self._text(turn, text)
             return
         turn.state.update(lang=turn.lang, step="relay")
+        if handover is not None:
+            self._mark_unattended(turn, handover)
         if text is not None:
-            # The counsellor who takes it needs the words that raised it.
-            await self._relay(turn, text)
+            # The counsellor who takes it needs the words that raised it; the answer below
+            # already says whether anyone is there.
+            await self._relay(turn, text, acknowledge=False)
         if handover is not None and handover.conversation.status == "active":
             pass  # a counsellor is already writing with them: they read it now
         elif handover is not None and handover.opens_at is not None:

@@ -693,6 +693,26 @@ class ConversationService:
         )
         return public
 
+    async def unattended(self, *, pseudonym: str) -> bool:
+        """Whether the user's open conversation still waits with nobody of its team there (the
+        team closed, or nobody online): then each message of theirs is acknowledged."""
+        now = self._clock.now()
+        async with self._sessions() as session:
+            found = (
+                await session.execute(
+                    select(Conversation.status, Conversation.team_id, Contact.language)
+                    .join(Contact)
+                    .where(
+                        Contact.pseudonym == pseudonym,
+                        Conversation.status.in_(OPEN_STATUSES),
+                    )
+                )
+            ).first()
+            if found is None or found.status != "waiting":
+                return False
+            available = await _availability(session, found.team_id, now, found.language)
+        return available.opens_at is not None or available.nobody_online
+
     async def workload(self, *, counsellor: Counsellor) -> list[WorkloadPublic]:
         """For team leads: each active member's open conversations, capacity and availability."""
         if counsellor.role not in SUPERVISOR_ROLES:

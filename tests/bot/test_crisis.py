@@ -657,6 +657,33 @@ CRISES = [
     ("mein pa\u200dpa schl\u2060ägt mich", "violence"),
     ("ich will mich um\ufeffbringen", "suicide"),
     ("ich will mich\u200bumbringen", "suicide"),
+    # lexicon round from the training misses: general patterns per category
+    ("meine cousine hat tabletten mit alkohol genommen", "acute_danger"),
+    ("opa ist umgefallen und sagt nichts", "acute_danger"),
+    ("ein typ verfolgt mich seit dem supermarkt", "acute_danger"),
+    ("someone broke in and we are upstairs", "acute_danger"),
+    ("ich denke jeden abend ans sterben", "suicide"),
+    ("ich bin nur ne last fuer alle", "suicide"),
+    ("wozu soll ich noch leben", "suicide"),
+    ("if i died nobody would care", "suicide"),
+    ("ich kratz mir die haut auf bis es blutet", "self_harm"),
+    ("wie kann ich meine narben verstecken", "self_harm"),
+    ("my friend cuts her arms at night", "self_harm"),
+    ("ein mann aus dem spiel will dass ich die kamera anmache", "threat"),
+    ("er hat gesagt er weiss wo ich wohne", "threat"),
+    ("the guy says he will post my pics if i dont send more", "threat"),
+    ("mein onkel macht sachen mit mir wenn mama arbeitet", "abuse"),
+    ("ich hab seit tagen nix zu essen gekriegt", "abuse"),
+    ("my stepmom locks me in my room every weekend", "abuse"),
+    ("der freund von mama hat sie ins gesicht geschlagen", "violence"),
+    ("wir mussten ins frauenhaus", "violence"),
+    ("i got beaten up on the way home", "violence"),
+    ("ich trinke seit tagen nur noch wasser", "eating_disorder"),
+    ("ich wieg mich dauernd, 6 mal am tag", "eating_disorder"),
+    ("i say i ate at a friends place but i didnt", "eating_disorder"),
+    ("ich schlafe heute am bahnhof", "runaway"),
+    ("ich geh nie wieder nach hause", "runaway"),
+    ("im at the park and i have nowhere to go", "runaway"),
 ]
 
 QUIET = [
@@ -774,6 +801,26 @@ QUIET = [
     "",
     "   ",
     "🙂",
+    # harmless look-alikes of the new terms
+    "ich will nicht mehr zur nachhilfe",
+    "ich kann nicht mehr laufen nach dem training",
+    "ich will sterben vor scham, er hat meine nachricht gelesen",
+    "wir lesen ein buch über selbstmord",
+    "we read a book about suicide for class",
+    "ich laufe weg wenn ich eine spinne sehe",
+    "i ran away from the spider",
+    "i cut myself on paper",
+    "im hiding from my sister, she wants my snacks",
+    "the movie had so much blood",
+    "der horrorfilm war eklig, überall blut",
+    "er hat mich im schach geschlagen",
+    "ich bin fett satt",
+    "i cant go back to sleep",
+    "we got kicked out of class for talking",
+    "dont tell mum about the surprise",
+    "die schlagen sich gut im turnier",
+    "thanks for following me",
+    "wir schlafen draussen im zelt",
 ]
 
 
@@ -918,3 +965,27 @@ def test_personal_data_gets_a_gentle_tip(text, key):
 @pytest.mark.parametrize("text", NOT_PERSONAL)
 def test_postcodes_hotlines_dates_and_first_names_get_no_tip(text):
     assert personal_data.advice_key(text) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("artık yaşamak istemiyorum", "suicide"),
+        ("не хочу больше жить", "suicide"),
+        ("ya ne hochu zhit", "suicide"),
+        ("не хочу більше жити", "suicide"),
+        ("ما بدي عيش", "suicide"),
+        ("ana ta3ban w ma baddi 3ish", "suicide"),
+    ],
+)
+def test_the_other_languages_lexicons_catch_their_core_phrases(text, category):
+    hit = default_detector().detect(text)
+    assert hit is not None and hit.category == category
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["matematik beni öldürecek", "умираю со смеху", "математика мене вб'є", "متت من الضحك"],
+)
+def test_the_other_languages_jokes_stay_quiet(text):
+    assert default_detector().detect(text) is None

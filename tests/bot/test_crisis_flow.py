@@ -87,8 +87,10 @@ async def test_crisis_right_after_start_gets_the_card_first_and_the_top_of_the_q
     assert await bodies(services) == [CRISIS]
     assert queue[0].topics == []
 
-    # From now on the user is writing to the team.
-    assert await say(services, who, "text", "hallo?") == []
+    # From now on the user is writing to the team; nobody is online, so each message is
+    # acknowledged.
+    (ack,) = await say(services, who, "text", "hallo?")
+    assert ack.text.startswith("Deine Nachricht ist angekommen.")
     assert await bodies(services) == [CRISIS, "hallo?"]
 
 
@@ -204,7 +206,7 @@ async def test_personal_data_gets_one_gentle_tip_per_conversation(services):
     assert all("Tipp" not in r.text for r in again)
     await walk(services, who, [("command", "start"), ("action", "role:teen")])
     later = await walk(services, who, [("action", "handover"), ("text", "ich heiße Max Müller")])
-    assert later == [], "not again after a restart, and the message is still stored"
+    assert all("Tipp" not in r.text for r in later), "not again after a restart"
     assert await bodies(services) == ["ich heiße Max Müller"]
 
 
@@ -272,11 +274,12 @@ async def test_the_queue_takes_the_most_urgent_first_then_the_longest_waiting(se
         alert = await next_event(events, "conversation.crisis")
     assert alert["conversation"]["crisis_level"] == "imminent"
     queue = await services.conversations.list_queue(counsellor=counsellor)
-    assert [(c.crisis_level, c.crisis_category) for c in queue] == [
+    assert [(c.crisis_level, c.crisis_category) for c in queue[:2]] == [
         ("imminent", "suicide"),  # imminent since its last message, waiting longer
         ("imminent", "acute_danger"),
-        ("concern", "runaway"),
     ]
+    # Outside tonight: concern, or high for a night outside (the model may say either).
+    assert queue[2].crisis_category == "runaway" and queue[2].crisis_level in ("concern", "high")
 
 
 async def test_a_photo_caption_is_read_for_a_crisis_and_the_photo_is_not(services):

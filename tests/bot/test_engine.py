@@ -153,3 +153,22 @@ async def test_typed_need_is_understood_instead_of_a_button(services):
         ],
     )
     assert unclear[0].text.startswith(FALLBACK)
+
+
+async def test_while_nobody_is_there_every_message_is_acknowledged_until_someone_takes_it(
+    services,
+):
+    who = sender(services)
+    await walk(services, who, [("command", "start"), ("action", "handover")])
+    first = await walk(services, who, [("text", "ist da jemand?")])
+    second = await walk(services, who, [("text", "hallo??")])
+    for replies in (first, second):
+        assert [r.text for r in replies] == [
+            "Deine Nachricht ist angekommen. Gerade ist niemand aus dem Team online – sobald "
+            "jemand da ist, liest er oder sie alles. Wenn es dringend ist: /notfall."
+        ]
+    counsellor = await add_counsellor(services, login="mia", online=True)
+    (waiting,) = await services.conversations.list_queue(counsellor=counsellor)
+    await services.conversations.claim(conversation_id=waiting.id, counsellor=counsellor)
+    assert await walk(services, who, [("text", "danke")]) == [], "someone reads it now"
+    assert await transcript(services) == ["ist da jemand?", "hallo??", "danke"]

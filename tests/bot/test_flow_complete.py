@@ -257,7 +257,8 @@ async def test_outside_opening_hours_the_user_learns_when_someone_answers(servic
     replies = await say(services, who, "action", "handover")
     assert "Freitag, 16:00 Uhr" in replies[0].text
     assert "Vor dir warten" not in replies[0].text
-    assert await say(services, who, "text", "Ich schreib schon mal") == [], "message is kept"
+    (ack,) = await say(services, who, "text", "Ich schreib schon mal")
+    assert ack.text.startswith("Deine Nachricht ist angekommen."), "kept, and it says so"
     assert await transcript(services) == ["Ich schreib schon mal"]
 
 

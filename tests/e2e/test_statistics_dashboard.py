@@ -268,17 +268,18 @@ def test_lead_reads_the_quarter_on_the_dashboard(
         "Suchen im Bot nach Bundesland und Rolle",
         "Themen der Suchen",
         "Rückmeldungen: Hat das Angebot geholfen?",
+        "Krisen nach Art",
     ):
         table = page.get_by_role("table", name=name)
         expect(table.get_by_role("columnheader", name="Gesamt")).to_have_count(1)
-    expect(page.locator("caption")).to_have_count(8)
+    expect(page.locator("caption")).to_have_count(9)
     # Topics overlap (one conversation, several topics): no sum over them.
     expect(page.get_by_role("table", name="Themen der Gespräche").locator("tfoot")).to_have_count(
         0
     )
     # One bar chart per table, hidden from screen readers (the table says the same).
     charts = page.locator("svg.chart")
-    expect(charts).to_have_count(8)
+    expect(charts).to_have_count(9)
     for chart in charts.all():
         assert chart.get_attribute("aria-hidden") == "true"
 

@@ -8,7 +8,13 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import BOT_TOKEN, SCREENSHOTS, RunningService, console_login
+from tests.e2e.conftest import (
+    BOT_TOKEN,
+    SCREENSHOTS,
+    RunningService,
+    console_login,
+    conversation_of,
+)
 from tests.e2e.telegram_harness import BotApiEmulator
 
 pytestmark = pytest.mark.e2e
@@ -39,11 +45,14 @@ def test_teen_reaches_a_counsellor_and_back(
     reasons = [m["text"].split("\n")[2] for m in teen.messages() if m["text"].count("\n") > 3]
     assert any(r.startswith(("online", "bundesweit")) for r in reasons), "fallback is there"
     teen.click("Mit jemandem schreiben")
-    teen.wait_for_message("Vor dir warten gerade: 0")
+    # How many wait ahead depends on the tests before (crises come first).
+    teen.wait_for_message("Vor dir warten gerade:")
     teen.send_text("Mein Papa ist seit Montag in der JVA.")
 
-    # The conversation appears in the queue without a page reload.
-    claim = page.get_by_role("button", name="Übernehmen")
+    # The conversation appears in the queue without a page reload; other tests' conversations
+    # may wait there too, so this teen's is found by its id.
+    mine = page.locator(f'.queue-item[data-id="{conversation_of(service, teen)}"]')
+    claim = mine.get_by_role("button", name="Übernehmen")
     expect(claim).to_be_visible(timeout=10_000)
     page.screenshot(path=str(SCREENSHOTS / "console-queue.png"))
     claim.click()
