@@ -24,19 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from bot.crisis_model import LANGUAGES, LEVELS, MODEL_FILE, NONE, features
+from core.schemas import CRISIS_CATEGORIES
 
 CORPUS_DIR = Path(__file__).with_name("crisis_corpus")
-LABELS = (
-    NONE,
-    "acute_danger",
-    "suicide",
-    "self_harm",
-    "threat",
-    "abuse",
-    "violence",
-    "eating_disorder",
-    "runaway",
-)
+LABELS = (NONE, *CRISIS_CATEGORIES)
 HELD_OUT_SHARE = 5  # one row in five
 MIN_DF = 2
 C = 8.0

@@ -24,10 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from bot.crisis import normalize
+from core.schemas import CRISIS_LEVELS
 
 MODEL_FILE = Path(__file__).with_name("crisis_model.npz")
 NONE = "none"
-LEVELS = ("concern", "high", "imminent")
+LEVELS = CRISIS_LEVELS
 LANGUAGES = ("de", "en", "tr", "ru", "uk", "ar")
 # Character n-grams of these lengths within each word (padded with a space at both ends), plus
 # the words and word pairs. Short n-grams carry misspellings and inflections; words and pairs
