@@ -199,15 +199,7 @@ def build(*, out: Path = MODEL_FILE, directory: Path = CORPUS_DIR) -> dict[str, 
     heads = {
         "category": _fit(matrix, [r.label for r in train], balanced=True, weights=_weights(train)),
     }
-    # A corpus of one language (while it is being written) still builds; the head then knows one.
-    languages = {r.lang for r in train}
-    heads["language"] = _fit(
-        matrix,
-        [r.lang for r in train]
-        if len(languages) > 1
-        else ["de" if r.lang != "de" else "en" for r in train[:1]] + [r.lang for r in train[1:]],
-        balanced=True,
-    )
+    heads["language"] = _fit(matrix, [r.lang for r in train], balanced=True)
     crisis_at = [i for i, r in enumerate(train) if r.crisis]
     heads["level"] = _fit(
         matrix[crisis_at], [train[i].level or "" for i in crisis_at], balanced=True

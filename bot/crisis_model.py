@@ -151,15 +151,6 @@ class CrisisModel:
         norm = float(np.linalg.norm(values))
         return indices, values / norm if norm else values
 
-    def probabilities(self, name: str, text: str) -> dict[str, float]:
-        labels, weights, bias = self._heads[name]
-        indices, values = self.vector(text)
-        logits = values @ weights[indices] + bias if len(indices) else bias.copy()
-        logits = logits - logits.max()
-        exp = np.exp(logits)
-        probs = exp / exp.sum()
-        return dict(zip(labels, (float(p) for p in probs), strict=True))
-
     def read(self, text: str) -> ModelReading:
         indices, values = self.vector(text)
         results = {}
